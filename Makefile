@@ -1,0 +1,49 @@
+# The two commands of the README are `make up` and `make test`; the other
+# targets are their parts.
+
+SHELL := /bin/bash
+# testcontainers-go reaches containers through the default gateway when it
+# finds /.dockerenv; on machines where that route goes nowhere, 127.0.0.1
+# does. A value set by the caller wins.
+export TESTCONTAINERS_HOST_OVERRIDE ?= 127.0.0.1
+export TESTCONTAINERS_RYUK_DISABLED ?= true
+
+COMPOSE := $(shell if docker compose version >/dev/null 2>&1; then echo "docker compose"; else echo docker-compose; fi)
+IMAGES := eval "$$(deploy/images.sh)"
+
+.PHONY: up logs down build images test unit integration vet
+
+## up: build everything, start the stack in the background, wait until rotor is ready
+up: build
+	$(IMAGES) && $(COMPOSE) build -q && $(COMPOSE) up -d --remove-orphans
+	deploy/wait-ready.sh http://127.0.0.1:9090/readyz
+
+## logs: follow the stack's logs
+logs:
+	$(COMPOSE) logs -f
+
+## down: stop the stack and delete its volumes and certificates
+down:
+	$(COMPOSE) down --volumes --remove-orphans
+	rm -rf local
+
+## build: static binaries for the rotor image
+build:
+	CGO_ENABLED=0 go build -trimpath -o bin/server ./cmd/server
+	CGO_ENABLED=0 go build -trimpath -o bin/setup ./cmd/setup
+
+## images: build or pull the Postgres, Vault and base images
+images:
+	$(IMAGES)
+
+## test: vet, unit tests with the race detector, then the integration suite
+test: vet unit integration
+
+vet:
+	go vet ./...
+
+unit: images
+	$(IMAGES) && go test -race -count=1 $$(go list ./... | grep -v /integration)
+
+integration: images
+	$(IMAGES) && go test -count=1 -timeout 30m -v ./integration/...

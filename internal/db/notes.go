@@ -1,0 +1,162 @@
+package db
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"example.com/rotor/internal/notes"
+)
+
+// Querier runs SQL statements. *pgxpool.Pool, *pgxpool.Conn, *pgx.Conn and
+// pgx.Tx implement it, so [Notes] can run inside a caller's transaction.
+type Querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+var (
+	_ Querier = (*pgxpool.Pool)(nil)
+	_ Querier = (*pgxpool.Conn)(nil)
+	_ Querier = (*pgx.Conn)(nil)
+	_ Querier = pgx.Tx(nil)
+)
+
+// Notes stores notes in the table rotor.notes. It is safe for concurrent use
+// if its Querier is. A *pgxpool.Pool is, but a *pgx.Conn or a pgx.Tx is not.
+type Notes struct {
+	db Querier
+}
+
+var _ notes.Store = (*Notes)(nil)
+
+// NewNotes returns a Notes that runs its statements on db.
+func NewNotes(db Querier) *Notes {
+	return &Notes{db: db}
+}
+
+// noteColumns lists the columns in the order that scanNote reads them.
+const noteColumns = "id, owner, title, body, created_at, updated_at"
+
+// Create inserts a note with a new UUIDv7 id. uuid.NewV7 (google/uuid v1.6)
+// returns increasing ids within one process, so ordering by id lists one
+// replica's notes in creation order. Notes that different replicas create in
+// the same millisecond may be listed in either order.
+func (s *Notes) Create(ctx context.Context, owner, title, body string) (notes.Note, error) {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return notes.Note{}, fmt.Errorf("create note: generate id: %w", err)
+	}
+
+	note := notes.Note{ID: id, Owner: owner, Title: title, Body: body}
+	err = s.db.QueryRow(ctx,
+		`INSERT INTO rotor.notes (id, owner, title, body)
+		VALUES ($1, $2, $3, $4)
+		RETURNING created_at, updated_at`,
+		id, owner, title, body,
+	).Scan(&note.CreatedAt, &note.UpdatedAt)
+	if err != nil {
+		return notes.Note{}, fmt.Errorf("create note %s: %w", id, err)
+	}
+	return note, nil
+}
+
+// Get returns the owner's note with the id, or an error that wraps
+// notes.ErrNotFound when the owner has no such note.
+func (s *Notes) Get(ctx context.Context, owner string, id uuid.UUID) (notes.Note, error) {
+	row := s.db.QueryRow(ctx,
+		`SELECT `+noteColumns+`
+		FROM rotor.notes
+		WHERE owner = $1 AND id = $2`,
+		owner, id,
+	)
+	note, err := scanNote(row)
+	if err != nil {
+		return notes.Note{}, fmt.Errorf("get note %s: %w", id, err)
+	}
+	return note, nil
+}
+
+// List returns up to limit of the owner's notes with an id greater than
+// after, ordered by id. uuid.Nil starts at the first note. limit must be
+// between 1 and notes.MaxPageSize. The result is empty, not nil, when
+// nothing follows after.
+func (s *Notes) List(ctx context.Context, owner string, after uuid.UUID, limit int) ([]notes.Note, error) {
+	if limit < 1 || limit > notes.MaxPageSize {
+		return nil, fmt.Errorf("list notes: invalid limit %d: must be between 1 and %d", limit, notes.MaxPageSize)
+	}
+
+	rows, err := s.db.Query(ctx,
+		`SELECT `+noteColumns+`
+		FROM rotor.notes
+		WHERE owner = $1 AND id > $2
+		ORDER BY id
+		LIMIT $3`,
+		owner, after, limit,
+	)
+	if err != nil {
+		return nil, fmt.Errorf("list notes: %w", err)
+	}
+	list, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (notes.Note, error) {
+		return scanNote(row)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list notes: %w", err)
+	}
+	return list, nil
+}
+
+// Update sets the fields that patch sets and updated_at, and returns the
+// note as stored. It returns an error that wraps notes.ErrNotFound when the
+// owner has no such note. Update does not validate the patch, and a patch
+// that sets no field changes only updated_at.
+func (s *Notes) Update(ctx context.Context, owner string, id uuid.UUID, patch notes.Patch) (notes.Note, error) {
+	// A nil field arrives as NULL, and COALESCE keeps the stored value.
+	row := s.db.QueryRow(ctx,
+		`UPDATE rotor.notes
+		SET title = COALESCE($3, title),
+		    body = COALESCE($4, body),
+		    updated_at = now()
+		WHERE owner = $1 AND id = $2
+		RETURNING `+noteColumns,
+		owner, id, patch.Title, patch.Body,
+	)
+	note, err := scanNote(row)
+	if err != nil {
+		return notes.Note{}, fmt.Errorf("update note %s: %w", id, err)
+	}
+	return note, nil
+}
+
+// Delete removes the owner's note with the id. It returns an error that
+// wraps notes.ErrNotFound when the owner has no such note.
+func (s *Notes) Delete(ctx context.Context, owner string, id uuid.UUID) error {
+	tag, err := s.db.Exec(ctx,
+		`DELETE FROM rotor.notes WHERE owner = $1 AND id = $2`,
+		owner, id,
+	)
+	if err != nil {
+		return fmt.Errorf("delete note %s: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("delete note %s: %w", id, notes.ErrNotFound)
+	}
+	return nil
+}
+
+// scanNote reads the columns of noteColumns and turns pgx.ErrNoRows into
+// notes.ErrNotFound.
+func scanNote(row pgx.Row) (notes.Note, error) {
+	var note notes.Note
+	err := row.Scan(&note.ID, &note.Owner, &note.Title, &note.Body, &note.CreatedAt, &note.UpdatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return notes.Note{}, notes.ErrNotFound
+	}
+	return note, err
+}
