@@ -11,7 +11,7 @@ export TESTCONTAINERS_RYUK_DISABLED ?= true
 COMPOSE := $(shell if docker compose version >/dev/null 2>&1; then echo "docker compose"; else echo docker-compose; fi)
 IMAGES := eval "$$(deploy/images.sh)"
 
-.PHONY: up logs down build images test unit integration vet
+.PHONY: up logs down build images test unit integration bench vet
 
 ## up: build everything, start the stack in the background, wait until rotor is ready
 up: build
@@ -47,3 +47,7 @@ unit: images
 
 integration: images
 	$(IMAGES) && go test -count=1 -timeout 30m -v ./integration/...
+
+## bench: the rotation benchmark, the same load on static and on rotating database credentials
+bench: images
+	$(IMAGES) && ROTOR_BENCH=1 go test -count=1 -run TestBenchRotation -v -timeout 20m ./integration/
