@@ -1,10 +1,7 @@
-// Package tlsx loads rotor's server certificate, its private key and the
-// client CA bundle from a directory in the layout of a cert-manager
-// certificate Secret, and builds the mutual-TLS configuration of the HTTPS
-// server from them.
 package tlsx
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"path/filepath"
@@ -25,7 +22,7 @@ const (
 // the current state without locking while Reload runs.
 type Source struct {
 	certDir      string
-	clientCAFile string
+	clientCAFile string // "" means ca.crt in certDir
 
 	// reloadMu serializes Reload, so that the call that reads the files last
 	// is also the one that stores its state last.
@@ -36,8 +33,9 @@ type Source struct {
 // state is the result of one successful load. It is never modified after
 // loadState returns, so any number of handshakes can share it.
 type state struct {
-	pair   *tls.Certificate // Leaf is always set
-	config *tls.Config      // server config for handshakes that start while this state is current
+	pair        *tls.Certificate // Leaf is always set
+	config      *tls.Config      // server config for handshakes that start while this state is current
+	fingerprint [sha256.Size]byte
 }
 
 // Load reads the server key pair from certDir/tls.crt and certDir/tls.key and
@@ -58,12 +56,13 @@ type state struct {
 //   - The client CA bundle contains at least one PEM certificate and no other
 //     PEM block types.
 func Load(certDir, clientCAFile string) (*Source, error) {
-	if clientCAFile == "" {
-		clientCAFile = filepath.Join(certDir, CAFile)
-	}
 	s := &Source{certDir: certDir, clientCAFile: clientCAFile}
 
-	loaded, err := loadState(certDir, clientCAFile)
+	files, err := readServerFiles(certDir, clientCAFile)
+	if err != nil {
+		return nil, err
+	}
+	loaded, err := loadServerState(files)
 	if err != nil {
 		return nil, err
 	}
@@ -71,28 +70,54 @@ func Load(certDir, clientCAFile string) (*Source, error) {
 	return s, nil
 }
 
-// Reload reads the same files as Load again and runs the same checks. Only
+// Reload reads the same files as Load again. When their content is the
+// same as that of the state in use, it returns changed == false and a nil
+// error without parsing them. Otherwise it runs the checks of Load, and only
 // when all of them pass does it replace the key pair and the client CA pool,
-// both at once, for the handshakes that start afterwards. On error it keeps
-// the current state and returns the error. Established connections keep the
-// certificates they negotiated. A client that resumes a TLS session after
-// Reload must still have a certificate that verifies against the new client
-// CA pool, because crypto/tls (Go 1.26) checks resumed sessions against the
-// config that GetConfigForClient returns.
+// both at once, for the handshakes that start afterwards, and return
+// changed == true. On error it keeps the current state and returns the
+// error. Established connections keep the certificates they negotiated. A
+// client that resumes a TLS session after Reload must still have a
+// certificate that verifies against the new client CA pool, because
+// crypto/tls (Go 1.26) checks resumed sessions against the config that
+// GetConfigForClient returns.
 //
 // A file read while cert-manager rewrites the Secret can pair a new
 // certificate with an old key. Reload then fails the key pair check, and a
-// later call succeeds once the files are consistent.
-func (s *Source) Reload() error {
+// later call succeeds once the files are consistent. A Reloader makes those
+// later calls.
+func (s *Source) Reload() (changed bool, err error) {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
 
-	loaded, err := loadState(s.certDir, s.clientCAFile)
+	files, err := readServerFiles(s.certDir, s.clientCAFile)
 	if err != nil {
-		return err
+		return false, err
+	}
+	if files.fingerprint() == s.current.Load().fingerprint {
+		return false, nil
+	}
+	loaded, err := loadServerState(files)
+	if err != nil {
+		return false, err
 	}
 	s.current.Store(loaded)
-	return nil
+	return true, nil
+}
+
+// Files returns the paths that Load and Reload read: tls.crt, tls.key and
+// ca.crt in the certificate directory, followed by the client CA bundle
+// when it is a separate file.
+func (s *Source) Files() []string {
+	files := []string{
+		filepath.Join(s.certDir, CertFile),
+		filepath.Join(s.certDir, KeyFile),
+		filepath.Join(s.certDir, CAFile),
+	}
+	if s.clientCAFile != "" {
+		files = append(files, s.clientCAFile)
+	}
+	return files
 }
 
 // ServerConfig returns a new server config whose GetConfigForClient selects,

@@ -543,7 +543,7 @@ func TestReloadSwapsKeyPair(t *testing.T) {
 
 	renewed := f.ca.IssueServer(t, "localhost", "127.0.0.1")
 	tlsxtest.WriteSecretDir(t, f.dir, renewed, f.ca)
-	if err := source.Reload(); err != nil {
+	if _, err := source.Reload(); err != nil {
 		t.Fatalf("Reload: %v", err)
 	}
 
@@ -603,7 +603,7 @@ func TestReloadKeepsStateOnError(t *testing.T) {
 			ts := startServer(t, source)
 
 			tt.corrupt(t, f)
-			err := source.Reload()
+			_, err := source.Reload()
 
 			assertErrorNames(t, err, tt.wantError)
 			assertSerial(t, "Leaf after failed Reload", source.Leaf().SerialNumber, f.server.Cert.SerialNumber)
@@ -639,7 +639,7 @@ func TestReloadReplacesClientCAs(t *testing.T) {
 	}
 
 	tlsxtest.WriteFile(t, clientCAFile, tlsxtest.EncodeCertificates(newCA.Cert))
-	if err := source.Reload(); err != nil {
+	if _, err := source.Reload(); err != nil {
 		t.Fatalf("Reload: %v", err)
 	}
 
@@ -679,7 +679,7 @@ func TestReloadDuringHandshakes(t *testing.T) {
 
 	for i := range reloads {
 		tlsxtest.WriteSecretDir(t, f.dir, pairs[i%len(pairs)], f.ca)
-		if err := source.Reload(); err != nil {
+		if _, err := source.Reload(); err != nil {
 			t.Errorf("Reload %d: %v", i, err)
 		}
 	}

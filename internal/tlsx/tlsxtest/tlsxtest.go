@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"example.com/rotor/internal/secretvolume"
 	"example.com/rotor/internal/tlsx"
 )
 
@@ -211,6 +212,44 @@ func WriteSecretDir(t testing.TB, dir string, pair *KeyPair, ca *CA) {
 	if ca != nil {
 		WriteFile(t, filepath.Join(dir, tlsx.CAFile), EncodeCertificates(ca.Root()))
 	}
+}
+
+// SecretFiles returns the files of a cert-manager certificate Secret for
+// pair: tls.crt from ChainPEM, tls.key from KeyPEM and, unless ca is nil,
+// ca.crt with the root of ca.
+func SecretFiles(t testing.TB, pair *KeyPair, ca *CA) map[string][]byte {
+	t.Helper()
+
+	files := map[string][]byte{
+		tlsx.CertFile: pair.ChainPEM(),
+		tlsx.KeyFile:  pair.KeyPEM(t),
+	}
+	if ca != nil {
+		files[tlsx.CAFile] = EncodeCertificates(ca.Root())
+	}
+	return files
+}
+
+// WriteVolume publishes files in dir as the kubelet updates a mounted
+// Secret or ConfigMap: in a new timestamped directory behind the ..data
+// symlink, swapped in one step (see package secretvolume).
+func WriteVolume(t testing.TB, dir string, files map[string][]byte) {
+	t.Helper()
+
+	if err := secretvolume.Write(dir, files, secretvolume.Options{Mode: 0o600}); err != nil {
+		t.Fatalf("tlsxtest: %v", err)
+	}
+}
+
+// IssueClient creates a client-auth certificate signed by ca whose URI SAN
+// is identity.
+func (ca *CA) IssueClient(t testing.TB, identity string) *KeyPair {
+	t.Helper()
+
+	return ca.Issue(t, Leaf{
+		URIs:        []string{identity},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	})
 }
 
 // WriteFile writes data to path with mode 0600, replacing any existing file.
