@@ -23,13 +23,19 @@ type Config struct {
 	// Store keeps the notes. It is required.
 	Store notes.Store
 
-	// Logger receives the access log (Info), server failures (Error) and
-	// rejected requests (Debug). Nil discards them.
+	// Logger receives the access log (Info), clients that AllowedClients
+	// turns away (Warn), server failures (Error) and other rejected
+	// requests (Debug). Nil discards them.
 	Logger *slog.Logger
 
 	// Registerer receives the HTTP metrics. Nil means
 	// prometheus.DefaultRegisterer.
 	Registerer prometheus.Registerer
+
+	// AllowedClients lists the client identities that may call the notes
+	// API; others get 403. The zero value allows every client with a
+	// verified certificate.
+	AllowedClients AllowList
 }
 
 // New returns the handler of the notes API:
@@ -45,8 +51,9 @@ type Config struct {
 //
 // The owner of every note is the identity in the client certificate, so the
 // handler must be served by a TLS listener that verifies client certificates.
-// A request without a verified certificate gets 401. Another client's note
-// is not found by the store, so it gets 404.
+// A request without a verified certificate gets 401, and one whose identity
+// cfg.AllowedClients does not allow gets 403. Another client's note is not
+// found by the store, so it gets 404.
 //
 // New panics if cfg.Store is nil or if its metrics are already registered on
 // the Registerer, for instance by an earlier call with the same Registerer.
@@ -75,7 +82,7 @@ func New(cfg Config) http.Handler {
 
 	api := &notesAPI{store: cfg.Store, logger: logger}
 	router.Group(func(r chi.Router) {
-		r.Use(requireIdentity(logger))
+		r.Use(requireIdentity(logger), authorizeIdentity(cfg.AllowedClients, logger))
 		r.Post("/v1/notes", api.handle(api.createNote))
 		r.Get("/v1/notes", api.handle(api.listNotes))
 		r.Get("/v1/notes/{id}", api.handle(api.getNote))

@@ -19,6 +19,7 @@ const (
 	ProblemInvalidParameter     = "urn:rotor:problem:invalid-parameter"
 	ProblemInvalidID            = "urn:rotor:problem:invalid-id"
 	ProblemUnauthenticated      = "urn:rotor:problem:unauthenticated"
+	ProblemForbidden            = "urn:rotor:problem:forbidden"
 	ProblemNotFound             = "urn:rotor:problem:not-found"
 	ProblemMethodNotAllowed     = "urn:rotor:problem:method-not-allowed"
 	ProblemBodyTooLarge         = "urn:rotor:problem:body-too-large"
@@ -47,6 +48,7 @@ var (
 	kindInvalidParameter     = problemKind{ProblemInvalidParameter, "Invalid query parameter", http.StatusBadRequest}
 	kindInvalidID            = problemKind{ProblemInvalidID, "Invalid note id", http.StatusBadRequest}
 	kindUnauthenticated      = problemKind{ProblemUnauthenticated, "Client certificate required", http.StatusUnauthorized}
+	kindForbidden            = problemKind{ProblemForbidden, "Client not allowed", http.StatusForbidden}
 	kindNotFound             = problemKind{ProblemNotFound, "Not found", http.StatusNotFound}
 	kindMethodNotAllowed     = problemKind{ProblemMethodNotAllowed, "Method not allowed", http.StatusMethodNotAllowed}
 	kindBodyTooLarge         = problemKind{ProblemBodyTooLarge, "Request body too large", http.StatusRequestEntityTooLarge}
