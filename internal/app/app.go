@@ -47,6 +47,9 @@ type App struct {
 	pool    *pgxpool.Pool
 	tls     *tlsx.Source
 
+	// reloader keeps tls current when the certificate files change.
+	reloader *tlsx.Reloader
+
 	api, admin     *http.Server
 	apiLn, adminLn net.Listener
 }
@@ -90,6 +93,16 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (a *App, err error) 
 
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	a.reloader, err = tlsx.NewReloader(a.tls, tlsx.ReloaderConfig{
+		Mode:         cfg.TLSWatch,
+		PollInterval: cfg.TLSPollInterval,
+		Logger:       log.With("component", "tls"),
+		Registerer:   registry,
+	})
+	if err != nil {
+		return nil, err
+	}
 
 	if err = a.listen(registry); err != nil {
 		return nil, err
@@ -206,11 +219,17 @@ func (a *App) listen(registry *prometheus.Registry) (err error) {
 		return fmt.Errorf("listen on ROTOR_ADMIN_ADDR %s: %w", a.cfg.AdminAddr, err)
 	}
 
+	errorLog, err := tlsx.NewServerErrorLog(a.log.With("component", "http"), registry)
+	if err != nil {
+		return err
+	}
 	a.api = &http.Server{
 		Handler: handlers.New(handlers.Config{
 			Store:      db.NewNotes(a.pool),
 			Logger:     a.log,
 			Registerer: registry,
+			// Checked after the TLS layer has verified the certificate.
+			AllowedClients: a.cfg.AllowedClients,
 		}),
 		TLSConfig:         a.tls.ServerConfig(),
 		ReadHeaderTimeout: readHeaderTimeout,
@@ -219,7 +238,7 @@ func (a *App) listen(registry *prometheus.Registry) (err error) {
 		IdleTimeout:       idleTimeout,
 		// Rejected handshakes, such as a client certificate from an
 		// untrusted CA, reach the log only through ErrorLog.
-		ErrorLog: slog.NewLogLogger(a.log.With("component", "http").Handler(), slog.LevelWarn),
+		ErrorLog: errorLog,
 	}
 	a.admin = &http.Server{
 		Handler: handlers.NewAdmin(handlers.AdminConfig{
@@ -247,6 +266,7 @@ func (a *App) Serve(ctx context.Context) error {
 
 	renewCtx, stopRenewal := context.WithCancel(context.WithoutCancel(ctx))
 	var renewal sync.WaitGroup
+	renewal.Go(func() { a.reloader.Run(renewCtx) })
 	renewal.Go(func() { a.secrets.Run(renewCtx) })
 
 	serveErr := make(chan error, 2)

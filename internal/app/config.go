@@ -9,6 +9,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"example.com/rotor/internal/handlers"
+	"example.com/rotor/internal/tlsx"
 )
 
 // Config is every setting rotor reads at start-up. LoadConfig fills it from
@@ -40,6 +43,12 @@ type Config struct {
 	VaultCACert     string
 	VaultClientCert string
 	VaultClientKey  string
+
+	// TLSWatch and TLSPollInterval set how changed certificate files are
+	// noticed. AllowedClients restricts which clients may call the API.
+	TLSWatch        tlsx.WatchMode
+	TLSPollInterval time.Duration
+	AllowedClients  handlers.AllowList
 }
 
 // setting is one environment variable: its default, its help line and how it
@@ -56,6 +65,9 @@ var settings = []setting{
 	{"ROTOR_ADMIN_ADDR", ":9090", "address of the plain-HTTP admin listener: /healthz, /readyz, /metrics", str(func(c *Config) *string { return &c.AdminAddr })},
 	{"ROTOR_TLS_DIR", "/etc/rotor/tls", "directory with tls.crt (leaf and intermediates), tls.key and ca.crt, as cert-manager writes them", str(func(c *Config) *string { return &c.TLSDir })},
 	{"ROTOR_CLIENT_CA_FILE", "", "PEM bundle of CAs trusted to sign client certificates; empty means ROTOR_TLS_DIR/ca.crt", str(func(c *Config) *string { return &c.ClientCAFile })},
+	{"ROTOR_TLS_WATCH", "fsnotify", "how changed certificate files are noticed: fsnotify (watch their directories, and poll as a fallback) or poll", tlsWatch},
+	{"ROTOR_TLS_POLL_INTERVAL", "10s", "how often the certificate files are read again; the only trigger when ROTOR_TLS_WATCH=poll", tlsPollInterval},
+	{"ROTOR_ALLOWED_CLIENTS", "", "comma-separated client identities that may call the API; an entry ending in * matches every identity with that prefix; empty allows any client with a verified certificate", allowedClients},
 	{"ROTOR_DATABASE_URL", "postgres://localhost:5432/rotor?sslmode=disable", "Postgres URL without user or password; Vault supplies both", databaseURL},
 	{"ROTOR_DB_MAX_CONNS", "10", "maximum number of pooled database connections", maxConns},
 	{"VAULT_ADDR", "https://127.0.0.1:8200", "Vault address", str(func(c *Config) *string { return &c.VaultAddr })},
@@ -190,6 +202,33 @@ func logFormat(c *Config, v string) error {
 	return nil
 }
 
+func tlsWatch(c *Config, v string) error {
+	mode := tlsx.WatchMode(strings.ToLower(v))
+	if mode != tlsx.WatchFSNotify && mode != tlsx.WatchPoll {
+		return errors.New("want fsnotify or poll")
+	}
+	c.TLSWatch = mode
+	return nil
+}
+
+func tlsPollInterval(c *Config, v string) error {
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return errors.New("want a positive duration such as 10s")
+	}
+	c.TLSPollInterval = d
+	return nil
+}
+
+func allowedClients(c *Config, v string) error {
+	list, err := handlers.ParseAllowList(v)
+	if err != nil {
+		return err
+	}
+	c.AllowedClients = list
+	return nil
+}
+
 // NewLogger returns the logger the configuration asks for, writing to w.
 func NewLogger(w io.Writer, c Config) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: c.LogLevel}
@@ -207,6 +246,9 @@ func (c Config) LogAttrs() []any {
 		"admin_addr", c.AdminAddr,
 		"tls_dir", c.TLSDir,
 		"client_ca_file", c.ClientCAFile,
+		"tls_watch", c.TLSWatch,
+		"tls_poll_interval", c.TLSPollInterval,
+		"allowed_clients", c.AllowedClients.String(),
 		"database_url", c.DatabaseURL,
 		"db_max_conns", c.DBMaxConns,
 		"vault_addr", c.VaultAddr,
