@@ -11,7 +11,7 @@ export TESTCONTAINERS_RYUK_DISABLED ?= true
 COMPOSE := $(shell if docker compose version >/dev/null 2>&1; then echo "docker compose"; else echo docker-compose; fi)
 IMAGES := eval "$$(deploy/images.sh)"
 
-.PHONY: up logs down build images test unit integration bench vet
+.PHONY: up logs down build images test unit integration bench bench-reload vet
 
 ## up: build everything, start the stack in the background, wait until rotor is ready
 up: build
@@ -31,6 +31,8 @@ down:
 build:
 	CGO_ENABLED=0 go build -trimpath -o bin/server ./cmd/server
 	CGO_ENABLED=0 go build -trimpath -o bin/setup ./cmd/setup
+	CGO_ENABLED=0 go build -trimpath -o bin/certrenew ./cmd/certrenew
+	CGO_ENABLED=0 go build -trimpath -o bin/client ./cmd/client
 
 ## images: build or pull the Postgres, Vault and base images
 images:
@@ -51,3 +53,7 @@ integration: images
 ## bench: the rotation benchmark, the same load on static and on rotating database credentials
 bench: images
 	$(IMAGES) && ROTOR_BENCH=1 go test -count=1 -run TestBenchRotation -v -timeout 20m ./integration/
+
+## bench-reload: time from a kubelet ..data swap to the first handshake that presents the new certificate, with fsnotify and with polling
+bench-reload:
+	go test -count=1 -run '^$$' -bench BenchmarkReloadLatency -benchtime 20x ./internal/tlsx/
