@@ -38,7 +38,7 @@ build:
 images:
 	$(IMAGES)
 
-## test: vet, unit tests with the race detector, then the integration suite
+## test: vet, unit tests, then the integration suite, all with the race detector
 test: vet unit integration
 
 vet:
@@ -48,7 +48,7 @@ unit: images
 	$(IMAGES) && go test -race -count=1 $$(go list ./... | grep -v /integration)
 
 integration: images
-	$(IMAGES) && go test -count=1 -timeout 30m -v ./integration/...
+	$(IMAGES) && go test -race -count=1 -timeout 40m -v ./integration/...
 
 ## bench: the rotation benchmark, the same load on static and on rotating database credentials
 bench: images

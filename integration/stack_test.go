@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 
 	vault "github.com/hashicorp/vault/api"
 	"github.com/jackc/pgx/v5"
+	"github.com/testcontainers/testcontainers-go"
 
 	"example.com/rotor/internal/app"
 	"example.com/rotor/internal/db"
@@ -39,11 +41,21 @@ type stack struct {
 	rootCA *x509.CertPool
 
 	logs *syncBuffer
+
+	// stopRotor shuts rotor down and waits for it; later calls do nothing.
+	stopRotor func()
 }
 
 // startStack starts the containers, configures them as the setup command
 // does, and starts rotor with AppRole login. Everything stops in t.Cleanup.
 func startStack(t *testing.T, opts provision.Options) *stack {
+	t.Helper()
+	return startStackWith(t, opts)
+}
+
+// startStackWith is startStack with extra options for the Postgres
+// container.
+func startStackWith(t *testing.T, opts provision.Options, pgOptions ...testcontainers.ContainerCustomizer) *stack {
 	t.Helper()
 	ctx := context.Background()
 
@@ -51,7 +63,7 @@ func startStack(t *testing.T, opts provision.Options) *stack {
 	s := &stack{logs: &syncBuffer{}}
 
 	var wg sync.WaitGroup
-	wg.Go(func() { s.pg = testenv.StartPostgres(t, nw) })
+	wg.Go(func() { s.pg = testenv.StartPostgres(t, nw, pgOptions...) })
 	wg.Go(func() { s.vault = testenv.StartVault(t, nw) })
 	wg.Wait()
 	if t.Failed() {
@@ -128,11 +140,14 @@ func (s *stack) startRotor(t *testing.T, env map[string]string) {
 
 	done := make(chan error, 1)
 	go func() { done <- a.Serve(ctx) }()
-	t.Cleanup(func() {
+	s.stopRotor = sync.OnceFunc(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("rotor stopped with an error: %v", err)
 		}
+	})
+	t.Cleanup(func() {
+		s.stopRotor()
 		if t.Failed() {
 			t.Logf("rotor's log:\n%s", s.logs.String())
 		}
@@ -231,4 +246,28 @@ func waitForLog(t *testing.T, logs *syncBuffer, text string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// pause freezes the Vault container's processes, as a hung or unreachable
+// Vault looks to its clients.
+func pause(t *testing.T, v *testenv.Vault) {
+	t.Helper()
+	dockerCommand(t, "pause", v.Container.GetContainerID())
+	t.Cleanup(func() { dockerCommandQuiet("unpause", v.Container.GetContainerID()) })
+}
+
+func unpause(t *testing.T, v *testenv.Vault) {
+	t.Helper()
+	dockerCommand(t, "unpause", v.Container.GetContainerID())
+}
+
+func dockerCommand(t *testing.T, args ...string) {
+	t.Helper()
+	if out, err := exec.Command("docker", args...).CombinedOutput(); err != nil {
+		t.Fatalf("docker %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+}
+
+func dockerCommandQuiet(args ...string) {
+	_ = exec.Command("docker", args...).Run()
 }

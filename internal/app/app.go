@@ -18,7 +18,6 @@ import (
 	vault "github.com/hashicorp/vault/api"
 	"github.com/hashicorp/vault/api/auth/approle"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -44,7 +43,7 @@ type App struct {
 	log *slog.Logger
 
 	secrets *secrets.Manager
-	pool    *pgxpool.Pool
+	pool    *db.Pool
 	tls     *tlsx.Source
 
 	// reloader keeps tls current when the certificate files change.
@@ -57,8 +56,8 @@ type App struct {
 // New logs in to Vault, runs the migrations, opens the pool and both
 // listeners. Nothing is served until Serve. If New fails, everything it
 // opened is closed again.
-func New(ctx context.Context, cfg Config, log *slog.Logger) (a *App, err error) {
-	a = &App{cfg: cfg, log: log}
+func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error) {
+	a := &App{cfg: cfg, log: log}
 	defer func() {
 		if err != nil {
 			a.close()
@@ -72,7 +71,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (a *App, err error) 
 	log.Info("loaded server certificate", "serial", leaf.SerialNumber.Text(16),
 		"subject", leaf.Subject.String(), "not_after", leaf.NotAfter)
 
-	if a.secrets, err = newSecretsManager(cfg, log); err != nil {
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	if a.secrets, err = newSecretsManager(cfg, log, registry); err != nil {
 		return nil, err
 	}
 	if err = a.secrets.Start(ctx); err != nil {
@@ -86,13 +88,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (a *App, err error) 
 		ConnString:  cfg.DatabaseURL,
 		MaxConns:    cfg.DBMaxConns,
 		Credentials: a.credentials,
+		IsCurrent:   a.secrets.Holder().IsCurrent,
 	})
 	if err != nil {
 		return nil, err
 	}
-
-	registry := prometheus.NewRegistry()
-	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	registry.MustRegister(&connectionsCollector{pool: a.pool, secrets: a.secrets})
 
 	a.reloader, err = tlsx.NewReloader(a.tls, tlsx.ReloaderConfig{
 		Mode:         cfg.TLSWatch,
@@ -110,9 +111,14 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (a *App, err error) 
 	return a, nil
 }
 
-func newSecretsManager(cfg Config, log *slog.Logger) (*secrets.Manager, error) {
+func newSecretsManager(cfg Config, log *slog.Logger, registry *prometheus.Registry) (*secrets.Manager, error) {
 	vc := vault.DefaultConfig()
 	vc.Address = cfg.VaultAddr
+
+	// vault/api waits 60 seconds by default. A shorter wait lets renewal
+	// back off and try again while Vault does not respond.
+	vc.Timeout = 10 * time.Second
+
 	err := vc.ConfigureTLS(&vault.TLSConfig{
 		CACert:     cfg.VaultCACert,
 		ClientCert: cfg.VaultClientCert,
@@ -121,6 +127,9 @@ func newSecretsManager(cfg Config, log *slog.Logger) (*secrets.Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("configure TLS to vault: %w", err)
 	}
+
+	// Wrapped after ConfigureTLS, which needs the plain *http.Transport.
+	secrets.CountRequests(vc, registry)
 	client, err := vault.NewClient(vc)
 	if err != nil {
 		return nil, fmt.Errorf("create vault client for %s: %w", cfg.VaultAddr, err)
@@ -134,6 +143,12 @@ func newSecretsManager(cfg Config, log *slog.Logger) (*secrets.Manager, error) {
 	switch cfg.VaultAuth {
 	case "token":
 		client.SetToken(cfg.VaultToken)
+	case "kubernetes":
+		auth = &secrets.KubernetesAuth{
+			Role:      cfg.KubernetesRole,
+			TokenPath: cfg.KubernetesTokenPath,
+			MountPath: cfg.KubernetesMount,
+		}
 	case "approle":
 		roleID := cfg.AppRoleID
 		if cfg.AppRoleIDFile != "" {
@@ -153,11 +168,12 @@ func newSecretsManager(cfg Config, log *slog.Logger) (*secrets.Manager, error) {
 	}
 
 	return secrets.New(secrets.Config{
-		Client: client,
-		Auth:   auth,
-		Mount:  cfg.DatabaseMount,
-		Role:   cfg.DatabaseRole,
-		Logger: log,
+		Client:     client,
+		Auth:       auth,
+		Mount:      cfg.DatabaseMount,
+		Role:       cfg.DatabaseRole,
+		Logger:     log,
+		Registerer: registry,
 	})
 }
 
@@ -197,8 +213,19 @@ func (a *App) credentials(context.Context) (user, password string, err error) {
 	return c.Username, c.Password, nil
 }
 
+// store returns the notes repository. Statements that fail because the
+// credential was revoked, or because the server ended sessions, run again
+// where that is safe; see db.Retry.
+func (a *App) store() *db.Notes {
+	return db.NewNotes(a.pool).WithRetry(&db.Retry{
+		CredentialRejected: a.secrets.CredentialRejected,
+		SessionsEnded:      a.pool.Reset,
+		Logger:             a.log.With("component", "db"),
+	})
+}
+
 // ready reports whether a request could be served now: a credential that
-// has not expired, and a database that answers.
+// has not expired, and a database that responds.
 func (a *App) ready(ctx context.Context) error {
 	if _, err := a.secrets.Holder().Current(); err != nil {
 		return err
@@ -225,7 +252,7 @@ func (a *App) listen(registry *prometheus.Registry) (err error) {
 	}
 	a.api = &http.Server{
 		Handler: handlers.New(handlers.Config{
-			Store:      db.NewNotes(a.pool),
+			Store:      a.store(),
 			Logger:     a.log,
 			Registerer: registry,
 			// Checked after the TLS layer has verified the certificate.
@@ -267,7 +294,7 @@ func (a *App) Serve(ctx context.Context) error {
 	renewCtx, stopRenewal := context.WithCancel(context.WithoutCancel(ctx))
 	var renewal sync.WaitGroup
 	renewal.Go(func() { a.reloader.Run(renewCtx) })
-	renewal.Go(func() { a.secrets.Run(renewCtx) })
+	renewal.Go(func() { a.secrets.Run(renewCtx, a.pool.Retire) })
 
 	serveErr := make(chan error, 2)
 	go func() { serveErr <- a.api.ServeTLS(a.apiLn, "", "") }()

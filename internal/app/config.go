@@ -31,6 +31,9 @@ type Config struct {
 	AppRoleIDFile       string
 	AppRoleSecretID     string
 	AppRoleSecretIDFile string
+	KubernetesRole      string
+	KubernetesTokenPath string
+	KubernetesMount     string
 	DatabaseMount       string
 	DatabaseRole        string
 	MigrationRole       string
@@ -71,7 +74,10 @@ var settings = []setting{
 	{"ROTOR_DATABASE_URL", "postgres://localhost:5432/rotor?sslmode=disable", "Postgres URL without user or password; Vault supplies both", databaseURL},
 	{"ROTOR_DB_MAX_CONNS", "10", "maximum number of pooled database connections", maxConns},
 	{"VAULT_ADDR", "https://127.0.0.1:8200", "Vault address", str(func(c *Config) *string { return &c.VaultAddr })},
-	{"ROTOR_VAULT_AUTH", "token", "how rotor logs in to Vault: token (VAULT_TOKEN) or approle", vaultAuth},
+	{"ROTOR_VAULT_AUTH", "token", "how rotor logs in to Vault: token (VAULT_TOKEN), approle or kubernetes", vaultAuth},
+	{"ROTOR_VAULT_K8S_ROLE", "rotor", "Vault role of the Kubernetes auth method", str(func(c *Config) *string { return &c.KubernetesRole })},
+	{"ROTOR_VAULT_K8S_TOKEN_PATH", "/var/run/secrets/kubernetes.io/serviceaccount/token", "service account token file, read at each Kubernetes login", str(func(c *Config) *string { return &c.KubernetesTokenPath })},
+	{"ROTOR_VAULT_K8S_MOUNT", "kubernetes", "path of Vault's Kubernetes auth method", str(func(c *Config) *string { return &c.KubernetesMount })},
 	{"VAULT_TOKEN", "", "Vault token when ROTOR_VAULT_AUTH=token", str(func(c *Config) *string { return &c.VaultToken })},
 	{"ROTOR_APPROLE_ROLE_ID", "", "AppRole role id when ROTOR_VAULT_AUTH=approle", str(func(c *Config) *string { return &c.AppRoleID })},
 	{"ROTOR_APPROLE_ROLE_ID_FILE", "", "file holding the AppRole role id, when ROTOR_APPROLE_ROLE_ID is empty", str(func(c *Config) *string { return &c.AppRoleIDFile })},
@@ -170,11 +176,11 @@ func maxConns(c *Config, v string) error {
 
 func vaultAuth(c *Config, v string) error {
 	switch v {
-	case "token", "approle":
+	case "token", "approle", "kubernetes":
 		c.VaultAuth = v
 		return nil
 	}
-	return errors.New("want token or approle")
+	return errors.New("want token, approle or kubernetes")
 }
 
 func shutdownTimeout(c *Config, v string) error {
@@ -229,7 +235,8 @@ func allowedClients(c *Config, v string) error {
 	return nil
 }
 
-// NewLogger returns the logger the configuration asks for, writing to w.
+// NewLogger returns a logger with the configured level and format that
+// writes to w.
 func NewLogger(w io.Writer, c Config) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: c.LogLevel}
 	if c.LogFormat == "text" {

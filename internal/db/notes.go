@@ -31,14 +31,24 @@ var (
 // Notes stores notes in the table rotor.notes. It is safe for concurrent use
 // if its Querier is. A *pgxpool.Pool is, but a *pgx.Conn or a pgx.Tx is not.
 type Notes struct {
-	db Querier
+	db    Querier
+	retry *Retry
 }
 
 var _ notes.Store = (*Notes)(nil)
 
-// NewNotes returns a Notes that runs its statements on db.
+// NewNotes returns a Notes that runs its statements on db, once each.
 func NewNotes(db Querier) *Notes {
 	return &Notes{db: db}
+}
+
+// WithRetry returns a copy of s that runs failed statements again as r
+// allows. Reads and updates count as idempotent; a create is made
+// idempotent by reusing its id (see Create); a delete is not retried once
+// it may have reached the server, because a second run would report a
+// note it deleted as not found.
+func (s *Notes) WithRetry(r *Retry) *Notes {
+	return &Notes{db: s.db, retry: r}
 }
 
 // noteColumns lists the columns in the order that scanNote reads them.
@@ -48,6 +58,10 @@ const noteColumns = "id, owner, title, body, created_at, updated_at"
 // returns increasing ids within one process, so ordering by id lists one
 // replica's notes in creation order. Notes that different replicas create in
 // the same millisecond may be listed in either order.
+//
+// A retry reuses the id, so if a first attempt was committed but its answer
+// lost, the retry meets the committed row and returns it instead of
+// inserting the note twice.
 func (s *Notes) Create(ctx context.Context, owner, title, body string) (notes.Note, error) {
 	id, err := uuid.NewV7()
 	if err != nil {
@@ -55,12 +69,21 @@ func (s *Notes) Create(ctx context.Context, owner, title, body string) (notes.No
 	}
 
 	note := notes.Note{ID: id, Owner: owner, Title: title, Body: body}
-	err = s.db.QueryRow(ctx,
-		`INSERT INTO rotor.notes (id, owner, title, body)
-		VALUES ($1, $2, $3, $4)
-		RETURNING created_at, updated_at`,
-		id, owner, title, body,
-	).Scan(&note.CreatedAt, &note.UpdatedAt)
+	attempt := 0
+	err = s.retry.do(ctx, "create note", true, func(ctx context.Context) error {
+		attempt++
+		err := s.db.QueryRow(ctx,
+			`INSERT INTO rotor.notes (id, owner, title, body)
+			VALUES ($1, $2, $3, $4)
+			ON CONFLICT (id) DO NOTHING
+			RETURNING created_at, updated_at`,
+			id, owner, title, body,
+		).Scan(&note.CreatedAt, &note.UpdatedAt)
+		if errors.Is(err, pgx.ErrNoRows) && attempt > 1 {
+			note, err = s.get(ctx, owner, id)
+		}
+		return err
+	})
 	if err != nil {
 		return notes.Note{}, fmt.Errorf("create note %s: %w", id, err)
 	}
@@ -70,17 +93,26 @@ func (s *Notes) Create(ctx context.Context, owner, title, body string) (notes.No
 // Get returns the owner's note with the id, or an error that wraps
 // notes.ErrNotFound when the owner has no such note.
 func (s *Notes) Get(ctx context.Context, owner string, id uuid.UUID) (notes.Note, error) {
+	var note notes.Note
+	err := s.retry.do(ctx, "get note", true, func(ctx context.Context) error {
+		var err error
+		note, err = s.get(ctx, owner, id)
+		return err
+	})
+	if err != nil {
+		return notes.Note{}, fmt.Errorf("get note %s: %w", id, err)
+	}
+	return note, nil
+}
+
+func (s *Notes) get(ctx context.Context, owner string, id uuid.UUID) (notes.Note, error) {
 	row := s.db.QueryRow(ctx,
 		`SELECT `+noteColumns+`
 		FROM rotor.notes
 		WHERE owner = $1 AND id = $2`,
 		owner, id,
 	)
-	note, err := scanNote(row)
-	if err != nil {
-		return notes.Note{}, fmt.Errorf("get note %s: %w", id, err)
-	}
-	return note, nil
+	return scanNote(row)
 }
 
 // List returns up to limit of the owner's notes with an id greater than
@@ -92,19 +124,23 @@ func (s *Notes) List(ctx context.Context, owner string, after uuid.UUID, limit i
 		return nil, fmt.Errorf("list notes: invalid limit %d: must be between 1 and %d", limit, notes.MaxPageSize)
 	}
 
-	rows, err := s.db.Query(ctx,
-		`SELECT `+noteColumns+`
-		FROM rotor.notes
-		WHERE owner = $1 AND id > $2
-		ORDER BY id
-		LIMIT $3`,
-		owner, after, limit,
-	)
-	if err != nil {
-		return nil, fmt.Errorf("list notes: %w", err)
-	}
-	list, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (notes.Note, error) {
-		return scanNote(row)
+	var list []notes.Note
+	err := s.retry.do(ctx, "list notes", true, func(ctx context.Context) error {
+		rows, err := s.db.Query(ctx,
+			`SELECT `+noteColumns+`
+			FROM rotor.notes
+			WHERE owner = $1 AND id > $2
+			ORDER BY id
+			LIMIT $3`,
+			owner, after, limit,
+		)
+		if err != nil {
+			return err
+		}
+		list, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (notes.Note, error) {
+			return scanNote(row)
+		})
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list notes: %w", err)
@@ -118,16 +154,22 @@ func (s *Notes) List(ctx context.Context, owner string, after uuid.UUID, limit i
 // that sets no field changes only updated_at.
 func (s *Notes) Update(ctx context.Context, owner string, id uuid.UUID, patch notes.Patch) (notes.Note, error) {
 	// A nil field arrives as NULL, and COALESCE keeps the stored value.
-	row := s.db.QueryRow(ctx,
-		`UPDATE rotor.notes
-		SET title = COALESCE($3, title),
-		    body = COALESCE($4, body),
-		    updated_at = now()
-		WHERE owner = $1 AND id = $2
-		RETURNING `+noteColumns,
-		owner, id, patch.Title, patch.Body,
-	)
-	note, err := scanNote(row)
+	// Running it twice stores the same fields, so it may be retried.
+	var note notes.Note
+	err := s.retry.do(ctx, "update note", true, func(ctx context.Context) error {
+		row := s.db.QueryRow(ctx,
+			`UPDATE rotor.notes
+			SET title = COALESCE($3, title),
+			    body = COALESCE($4, body),
+			    updated_at = now()
+			WHERE owner = $1 AND id = $2
+			RETURNING `+noteColumns,
+			owner, id, patch.Title, patch.Body,
+		)
+		var err error
+		note, err = scanNote(row)
+		return err
+	})
 	if err != nil {
 		return notes.Note{}, fmt.Errorf("update note %s: %w", id, err)
 	}
@@ -137,10 +179,15 @@ func (s *Notes) Update(ctx context.Context, owner string, id uuid.UUID, patch no
 // Delete removes the owner's note with the id. It returns an error that
 // wraps notes.ErrNotFound when the owner has no such note.
 func (s *Notes) Delete(ctx context.Context, owner string, id uuid.UUID) error {
-	tag, err := s.db.Exec(ctx,
-		`DELETE FROM rotor.notes WHERE owner = $1 AND id = $2`,
-		owner, id,
-	)
+	var tag pgconn.CommandTag
+	err := s.retry.do(ctx, "delete note", false, func(ctx context.Context) error {
+		var err error
+		tag, err = s.db.Exec(ctx,
+			`DELETE FROM rotor.notes WHERE owner = $1 AND id = $2`,
+			owner, id,
+		)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("delete note %s: %w", id, err)
 	}

@@ -37,6 +37,13 @@ type PoolConfig struct {
 	// It is required.
 	Credentials CredentialFunc
 
+	// IsCurrent reports whether connections logged in as user may stay in
+	// the pool. The pool asks when it hands a connection out and when one
+	// is released, and closes a connection whose user is no longer
+	// current; see Pool.Retire. Nil keeps every connection. It is called
+	// from many goroutines and must be cheap.
+	IsCurrent func(user string) bool
+
 	// MaxConns is the maximum number of open connections. The default is
 	// the greater of 4 and runtime.NumCPU().
 	MaxConns int32
@@ -69,7 +76,7 @@ type PoolConfig struct {
 // use. Call Ping on the pool to check that the database is reachable. When
 // cfg.Credentials fails, the connection attempt fails with an error that
 // wraps its error. The caller must close the pool.
-func NewPool(ctx context.Context, cfg PoolConfig) (*pgxpool.Pool, error) {
+func NewPool(ctx context.Context, cfg PoolConfig) (*Pool, error) {
 	if cfg.Credentials == nil {
 		return nil, errors.New("new pool: credential source is missing: set PoolConfig.Credentials")
 	}
@@ -103,11 +110,14 @@ func NewPool(ctx context.Context, cfg PoolConfig) (*pgxpool.Pool, error) {
 		return nil
 	}
 
-	pool, err := pgxpool.NewWithConfig(ctx, poolConfig)
+	p := &Pool{conns: newConnCounter()}
+	p.retireOldConnections(poolConfig, cfg.IsCurrent)
+
+	p.Pool, err = pgxpool.NewWithConfig(ctx, poolConfig)
 	if err != nil {
 		return nil, fmt.Errorf("new pool: %w", err)
 	}
-	return pool, nil
+	return p, nil
 }
 
 // applyPoolSettings copies the non-zero sizes and durations of cfg to

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"example.com/rotor/internal/db"
 )
 
@@ -42,7 +40,7 @@ func (h *credentialHolder) credentials(context.Context) (string, string, error) 
 }
 
 // currentUser returns the role that a connection from pool runs as.
-func currentUser(tb testing.TB, pool *pgxpool.Pool) string {
+func currentUser(tb testing.TB, pool *db.Pool) string {
 	tb.Helper()
 
 	var user string

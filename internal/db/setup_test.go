@@ -12,7 +12,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"example.com/rotor/internal/db"
 	"example.com/rotor/internal/testenv"
@@ -109,7 +108,7 @@ func staticCredentials(user, password string) db.CredentialFunc {
 
 // newPool opens a pool to pg whose connections log in with credentials and
 // closes it when the test ends.
-func newPool(tb testing.TB, pg *testenv.Postgres, credentials db.CredentialFunc) *pgxpool.Pool {
+func newPool(tb testing.TB, pg *testenv.Postgres, credentials db.CredentialFunc) *db.Pool {
 	tb.Helper()
 
 	pool, err := db.NewPool(context.Background(), db.PoolConfig{
@@ -126,7 +125,7 @@ func newPool(tb testing.TB, pg *testenv.Postgres, credentials db.CredentialFunc)
 // newRuntimeDatabase starts Postgres, bootstraps and migrates it, creates a
 // runtime role in db.AppRole and returns a pool that logs in as that role,
 // together with the role's name and a superuser connection.
-func newRuntimeDatabase(tb testing.TB) (pool *pgxpool.Pool, runtimeUser string, superuser *pgx.Conn) {
+func newRuntimeDatabase(tb testing.TB) (pool *db.Pool, runtimeUser string, superuser *pgx.Conn) {
 	tb.Helper()
 
 	pg := startPostgres(tb)

@@ -6,12 +6,15 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/google/uuid"
+
+	"example.com/rotor/internal/notes"
 )
 
 func TestMissingClientCertificate(t *testing.T) {
@@ -242,5 +245,23 @@ func TestMetricsCountRequests(t *testing.T) {
 		if got := counterValue(t, srv.registry, "rotor_http_requests_total", tc.labels); got != tc.want {
 			t.Errorf("rotor_http_requests_total%v: got %v, want %v", tc.labels, got, tc.want)
 		}
+	}
+}
+
+func TestStoreUnavailable(t *testing.T) {
+	srv := newTestServer(t)
+	srv.store.failWith(fmt.Errorf("create note: %w: connection refused", notes.ErrUnavailable))
+
+	rec := srv.send(t, clientA, http.MethodPost, "/v1/notes", `{"title":"t","body":"b"}`)
+
+	problem := checkProblem(t, rec, http.StatusServiceUnavailable, ProblemUnavailable)
+	if problem.Detail != unavailableDetail {
+		t.Errorf("detail: got %q, want %q", problem.Detail, unavailableDetail)
+	}
+	if got := rec.Header().Get("Retry-After"); got != "1" {
+		t.Errorf("Retry-After: got %q, want 1", got)
+	}
+	if strings.Contains(rec.Body.String(), "connection refused") {
+		t.Errorf("body: got %s, want no trace of the store error", rec.Body)
 	}
 }

@@ -27,6 +27,7 @@ const (
 	ProblemValidation           = "urn:rotor:problem:validation"
 	ProblemClientClosedRequest  = "urn:rotor:problem:client-closed-request"
 	ProblemInternal             = "urn:rotor:problem:internal"
+	ProblemUnavailable          = "urn:rotor:problem:unavailable"
 )
 
 // StatusClientClosedRequest is the status recorded when the client cancels a
@@ -56,11 +57,17 @@ var (
 	kindValidation           = problemKind{ProblemValidation, "Invalid note fields", http.StatusUnprocessableEntity}
 	kindClientClosedRequest  = problemKind{ProblemClientClosedRequest, "Client closed request", StatusClientClosedRequest}
 	kindInternal             = problemKind{ProblemInternal, "Internal server error", http.StatusInternalServerError}
+	kindUnavailable          = problemKind{ProblemUnavailable, "Service temporarily unavailable", http.StatusServiceUnavailable}
 )
 
 // internalDetail is the whole detail of every 500 response, so that no
 // internal error text reaches the client.
 const internalDetail = "The server could not complete the request. Quote the request_id when you report it."
+
+// unavailableDetail is the detail of every 503 response. A write that gets
+// it may or may not have been stored, so the client should read before it
+// writes again.
+const unavailableDetail = "The database could not be reached for a moment. Retry the request; after a failed write, check whether it was stored."
 
 // apiError is the error type of the API. The client receives it as an
 // RFC 9457 problem: handlers return it, and writeError sends it.
@@ -126,6 +133,10 @@ func toAPIError(r *http.Request, err error) *apiError {
 		return &apiError{kind: kindNotFound, detail: "No note with this id exists.", cause: err}
 	}
 
+	if errors.Is(err, notes.ErrUnavailable) {
+		return &apiError{kind: kindUnavailable, detail: unavailableDetail, cause: err}
+	}
+
 	// A store call fails with context.Canceled when the client goes away.
 	// Checking the request context distinguishes that from a cancellation
 	// that started inside the server.
@@ -168,6 +179,9 @@ func writeProblem(w http.ResponseWriter, r *http.Request, e *apiError) {
 	}
 
 	w.Header().Set("Content-Type", "application/problem+json")
+	if body.Status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
 	w.WriteHeader(body.Status)
 
 	// Write errors are ignored because they mean that the client has

@@ -31,6 +31,12 @@ const (
 // A note that belongs to another owner is reported the same way.
 var ErrNotFound = errors.New("note not found")
 
+// ErrUnavailable is returned, wrapped, when the store cannot be reached for
+// a while, for instance during a database restart or while a revoked
+// credential is replaced. The operation did not take effect, or for a
+// write its effect is unknown; the caller may try again later.
+var ErrUnavailable = errors.New("note store temporarily unavailable")
+
 // Note is a short text that belongs to one client identity. IDs are UUIDv7,
 // so their order is the order of creation.
 type Note struct {

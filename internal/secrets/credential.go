@@ -3,6 +3,7 @@ package secrets
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -39,6 +40,10 @@ func (c *Credential) String() string {
 type Holder struct {
 	current atomic.Pointer[Credential]
 	now     func() time.Time
+
+	// mu guards changed, which is closed and replaced at every Store.
+	mu      sync.Mutex
+	changed chan struct{}
 }
 
 // Current returns the credential in use, or an error when there is none or
@@ -54,14 +59,39 @@ func (h *Holder) Current() (*Credential, error) {
 	return c, nil
 }
 
-// Store publishes c as the credential in use.
+// Store publishes c as the credential in use and wakes every caller waiting
+// on Changed.
 func (h *Holder) Store(c *Credential) {
 	h.current.Store(c)
+
+	h.mu.Lock()
+	if h.changed != nil {
+		close(h.changed)
+		h.changed = nil
+	}
+	h.mu.Unlock()
 }
 
 // Load returns the published credential, expired or not, or nil.
 func (h *Holder) Load() *Credential {
 	return h.current.Load()
+}
+
+// Changed returns a channel that is closed at the next Store.
+func (h *Holder) Changed() <-chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.changed == nil {
+		h.changed = make(chan struct{})
+	}
+	return h.changed
+}
+
+// IsCurrent reports whether user is the user of the published credential.
+// With none published, every user is current, so nothing is retired.
+func (h *Holder) IsCurrent(user string) bool {
+	c := h.current.Load()
+	return c == nil || c.Username == user
 }
 
 func (h *Holder) clock() time.Time {

@@ -7,19 +7,39 @@ import (
 	vault "github.com/hashicorp/vault/api"
 )
 
+// watchResult is the reason watch returned, and so the reason Run rotates.
 type watchResult int
 
 const (
 	stopped watchResult = iota
 	tokenEnded
 	leaseEnded
+	credentialRejected
 )
 
+func (r watchResult) String() string {
+	switch r {
+	case tokenEnded:
+		return "token"
+	case leaseEnded:
+		return "lease"
+	case credentialRejected:
+		return "rejected"
+	}
+	return "stopped"
+}
+
 // watch renews the token and the current database lease until either
-// watcher stops or ctx ends, and reports which one it was. A watcher stops
-// when its lease reaches its max TTL (DoneCh receives nil), when renewal
-// failed past the lease's end (DoneCh receives the error), or when the lease
-// cannot be renewed; each case means a new lease is needed.
+// watcher stops, a caller reports the credential rejected, or ctx ends.
+//
+// A LifetimeWatcher stops when its lease reaches its max TTL (DoneCh
+// receives nil), when renewal failed until the lease's end (DoneCh receives
+// the error), or when the lease cannot be renewed. Each case means the same
+// thing: a new lease is needed, so watch does not look at the value.
+//
+// A token's expiry revokes every database lease issued under it, whatever
+// the lease's own TTL, so when the token ends Run logs in again and reads
+// the database credential anew under the new token.
 func (m *Manager) watch(ctx context.Context) watchResult {
 	cred := m.holder.Load()
 	lease, err := m.cfg.Client.NewLifetimeWatcher(&vault.LifetimeWatcherInput{
@@ -66,12 +86,20 @@ func (m *Manager) watch(ctx context.Context) watchResult {
 
 		case err := <-tokenDone:
 			m.log.Info("vault token renewal ended", "err", err)
+			if m.cfg.Auth == nil {
+				m.log.Error("the vault token given at start-up cannot be renewed further and rotor cannot log in again: configure AppRole or Kubernetes auth")
+				m.token = nil
+			}
 			return tokenEnded
+
+		case <-m.refresh:
+			m.log.Warn("database rejected the current credential", "lease_id", cred.LeaseID, "username", cred.Username)
+			return credentialRejected
 		}
 	}
 }
 
-// renewed publishes a copy of cred that expires when the renewal says.
+// renewed publishes a copy of cred with the expiry that the renewal reports.
 func (m *Manager) renewed(cred *Credential, renewal *vault.RenewOutput) {
 	next := *cred
 	next.ExpiresAt = renewal.RenewedAt.Add(time.Duration(renewal.Secret.LeaseDuration) * time.Second)

@@ -48,11 +48,14 @@ type Postgres struct {
 // socket, and again for the real one. Waiting for a log line can therefore
 // return while the server is about to restart; a query over the mapped TCP
 // port can only reach the real server.
-func StartPostgres(tb testing.TB, nw *testcontainers.DockerNetwork) *Postgres {
+//
+// Extra options are applied after the defaults; FixedHostPort keeps the
+// host port across a restart of the container.
+func StartPostgres(tb testing.TB, nw *testcontainers.DockerNetwork, extra ...testcontainers.ContainerCustomizer) *Postgres {
 	tb.Helper()
 	ctx := context.Background()
 
-	ctr, err := testcontainers.Run(ctx, imageFromEnv("ROTOR_POSTGRES_IMAGE", DefaultPostgresImage),
+	opts := []testcontainers.ContainerCustomizer{
 		network.WithNetwork([]string{PostgresAlias}, nw),
 		testcontainers.WithExposedPorts("5432/tcp"),
 		testcontainers.WithEnv(map[string]string{
@@ -64,7 +67,8 @@ func StartPostgres(tb testing.TB, nw *testcontainers.DockerNetwork) *Postgres {
 			wait.ForSQL("5432/tcp", "pgx", func(host string, port mobynet.Port) string {
 				return postgresURL(host, port.Port())
 			}).WithPollInterval(250*time.Millisecond)),
-	)
+	}
+	ctr, err := testcontainers.Run(ctx, imageFromEnv("ROTOR_POSTGRES_IMAGE", DefaultPostgresImage), append(opts, extra...)...)
 	testcontainers.CleanupContainer(tb, ctr)
 	if err != nil {
 		tb.Fatalf("start postgres container: %v", err)

@@ -12,9 +12,14 @@ package testenv
 
 import (
 	"context"
+	"net"
+	"net/netip"
 	"os"
+	"strconv"
 	"testing"
 
+	"github.com/moby/moby/api/types/container"
+	mobynet "github.com/moby/moby/api/types/network"
 	"github.com/testcontainers/testcontainers-go"
 	"github.com/testcontainers/testcontainers-go/network"
 )
@@ -48,4 +53,25 @@ func NewNetwork(tb testing.TB) *testcontainers.DockerNetwork {
 		tb.Fatalf("create docker network: %v", err)
 	}
 	return nw
+}
+
+// FixedHostPort binds the container's port to a free port on 127.0.0.1
+// chosen now. Docker otherwise picks a new host port when a stopped
+// container starts again, and a client configured with the old one could
+// not reconnect.
+func FixedHostPort(tb testing.TB, port string) testcontainers.CustomizeRequestOption {
+	tb.Helper()
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatalf("find a free port: %v", err)
+	}
+	hostPort := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	ln.Close()
+
+	return testcontainers.WithHostConfigModifier(func(hc *container.HostConfig) {
+		hc.PortBindings = mobynet.PortMap{
+			mobynet.MustParsePort(port): {{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: hostPort}},
+		}
+	})
 }

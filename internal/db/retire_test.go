@@ -1,0 +1,191 @@
+package db_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"example.com/rotor/internal/db"
+	"example.com/rotor/internal/notes"
+)
+
+// TestPoolRetire rotates from credential A to B while a request holds a
+// connection logged in as A. The held request must finish on A; every
+// connection opened after the rotation must log in as B; Retire must return
+// only once A's last connection is closed, so that A can then be revoked.
+func TestPoolRetire(t *testing.T) {
+	t.Parallel()
+
+	pg := startPostgres(t)
+	superuser := pg.Connect(t)
+	bootstrap(t, superuser)
+	migrate(t, pg, superuser)
+	userA, passwordA := createLoginRole(t, superuser, "v-app", db.AppRole)
+	userB, passwordB := createLoginRole(t, superuser, "v-app", db.AppRole)
+
+	var holder credentialHolder
+	holder.set(userA, passwordA)
+	isCurrent := func(user string) bool {
+		current, _, _ := holder.credentials(context.Background())
+		return user == current
+	}
+	pool, err := db.NewPool(t.Context(), db.PoolConfig{
+		ConnString:  connStringWithoutCredentials(t, pg),
+		Credentials: holder.credentials,
+		IsCurrent:   isCurrent,
+		MaxConns:    4,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+
+	// Open idle connections as A, and hold one more.
+	var idle []*pgxpool.Conn
+	for range 3 {
+		idle = append(idle, acquire(t, pool))
+	}
+	held := acquire(t, pool)
+	release := sync.OnceFunc(held.Release)
+	// Registered after pool.Close, so it runs first: Close waits for every
+	// acquired connection.
+	t.Cleanup(release)
+	for _, c := range idle {
+		c.Release()
+	}
+	if n := pool.ConnectionsByUser()[userA]; n != 4 {
+		t.Fatalf("got %d connections as %s, want 4", n, userA)
+	}
+
+	holder.set(userB, passwordB)
+	retired := make(chan error, 1)
+	go func() { retired <- pool.Retire(t.Context(), userA) }()
+
+	for range 10 {
+		if got := currentUser(t, pool); got != userB {
+			t.Fatalf("a connection after the rotation logged in as %s, want %s", got, userB)
+		}
+	}
+
+	select {
+	case err := <-retired:
+		t.Fatalf("Retire returned %v while a request still held a connection as %s", err, userA)
+	case <-time.After(300 * time.Millisecond):
+	}
+
+	// The held request completes on its old connection.
+	var one int
+	if err := held.QueryRow(t.Context(), "SELECT 1").Scan(&one); err != nil {
+		t.Fatalf("query on the held connection: %v", err)
+	}
+	release()
+
+	select {
+	case err := <-retired:
+		if err != nil {
+			t.Fatalf("Retire: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Retire did not return after the last connection was released")
+	}
+	if n := pool.ConnectionsByUser()[userA]; n != 0 {
+		t.Errorf("got %d connections as %s after Retire, want 0", n, userA)
+	}
+
+	// With no session left, the role can be dropped as Vault's revocation
+	// statements do.
+	dropRole(t, superuser, userA)
+}
+
+// TestNotesRetryAfterRejectedLogin drops the role the pool logs in as, as an
+// operator's revocation does. The repository must report the rejected user,
+// wait for the new credential and run the statement again.
+func TestNotesRetryAfterRejectedLogin(t *testing.T) {
+	t.Parallel()
+
+	pg := startPostgres(t)
+	superuser := pg.Connect(t)
+	bootstrap(t, superuser)
+	migrate(t, pg, superuser)
+	userA, passwordA := createLoginRole(t, superuser, "v-app", db.AppRole)
+	userB, passwordB := createLoginRole(t, superuser, "v-app", db.AppRole)
+
+	var holder credentialHolder
+	holder.set(userA, passwordA)
+	pool := newPool(t, pg, holder.credentials)
+
+	var mu sync.Mutex
+	var rejected []string
+	store := db.NewNotes(pool).WithRetry(&db.Retry{
+		CredentialRejected: func(ctx context.Context, user string) error {
+			mu.Lock()
+			rejected = append(rejected, user)
+			mu.Unlock()
+			holder.set(userB, passwordB)
+			return nil
+		},
+	})
+
+	pool.Reset()
+	if _, err := superuser.Exec(t.Context(), `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1`, userA); err != nil {
+		t.Fatal(err)
+	}
+	dropRole(t, superuser, userA)
+
+	note, err := store.Create(t.Context(), "alice", "after revocation", "")
+	if err != nil {
+		t.Fatalf("create after the revocation: %v", err)
+	}
+	if _, err := store.Get(t.Context(), "alice", note.ID); err != nil {
+		t.Fatalf("get the note: %v", err)
+	}
+
+	mu.Lock()
+	defer mu.Unlock()
+	if len(rejected) != 1 || rejected[0] != userA {
+		t.Errorf("got rejected users %v, want [%s]", rejected, userA)
+	}
+}
+
+// TestNotesRetryGivesUp checks that a statement whose retries run out
+// reports notes.ErrUnavailable, so the API answers 503 and never
+// acknowledges it.
+func TestNotesRetryGivesUp(t *testing.T) {
+	t.Parallel()
+
+	pool, err := db.NewPool(t.Context(), db.PoolConfig{
+		// Nothing listens on port 1 of loopback, so every connect fails
+		// before a statement is sent.
+		ConnString:  "postgres://127.0.0.1:1/rotor?sslmode=disable&connect_timeout=1",
+		Credentials: staticCredentials("nobody", "nothing"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	store := db.NewNotes(pool).WithRetry(&db.Retry{Attempts: 2, MaxWait: time.Second})
+
+	_, err = store.Create(t.Context(), "alice", "t", "b")
+	if !errors.Is(err, notes.ErrUnavailable) {
+		t.Errorf("got %v, want an error wrapping notes.ErrUnavailable", err)
+	}
+	var connectErr *pgconn.ConnectError
+	if !errors.As(err, &connectErr) {
+		t.Errorf("got %v, want the connect error kept in the chain", err)
+	}
+}
+
+func acquire(tb testing.TB, pool *db.Pool) *pgxpool.Conn {
+	tb.Helper()
+
+	conn, err := pool.Acquire(context.Background())
+	if err != nil {
+		tb.Fatalf("acquire a connection: %v", err)
+	}
+	return conn
+}
