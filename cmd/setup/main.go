@@ -18,6 +18,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -77,7 +78,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 			DatabaseURL:     cfg.vaultDBURL,
 			VaultDBUser:     "vault",
 			VaultDBPassword: cfg.vaultDBPassword,
-			ServerDomains:   []string{"rotor", "localhost"},
+			ServerDomains:   cfg.serverNames,
 		})
 	})
 	if err != nil {
@@ -98,7 +99,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		vaultDBPassword: getenv("SETUP_VAULT_DB_PASSWORD"),
 		certDir:         getenv("SETUP_CERT_DIR"),
 		appRoleDir:      getenv("SETUP_APPROLE_DIR"),
-		serverNames:     []string{"rotor", "localhost"},
+		serverNames:     serverNames(getenv("SETUP_SERVER_NAMES")),
 		clientID:        getenv("SETUP_CLIENT_ID"),
 	}
 	var errs []error
@@ -120,6 +121,21 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 	cfg.certOwner = owner
 	return cfg, errors.Join(errs...)
+}
+
+// serverNames splits a comma-separated list of DNS names; empty means
+// "rotor" and "localhost", the names the compose stack and curl use.
+func serverNames(list string) []string {
+	var names []string
+	for _, name := range strings.Split(list, ",") {
+		if name = strings.TrimSpace(name); name != "" {
+			names = append(names, name)
+		}
+	}
+	if len(names) == 0 {
+		return []string{"rotor", "localhost"}
+	}
+	return names
 }
 
 func bootstrapPostgres(ctx context.Context, log *slog.Logger, cfg config) error {
