@@ -25,6 +25,9 @@ logs:
 ## down: stop the stack and delete its volumes and certificates
 down:
 	$(COMPOSE) down --volumes --remove-orphans
+	@# The certificate files belong to the uids of the containers that wrote
+	@# them, so a container removes them for a user who is not root.
+	-docker run --rm -u 0 -v "$(CURDIR)/local:/local" --entrypoint /bin/rm rotor:dev -rf /local/certs
 	rm -rf local
 
 ## build: static binaries for the rotor image

@@ -1,13 +1,11 @@
 package integration
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"math/big"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,7 +13,6 @@ import (
 
 	"example.com/rotor/internal/provision"
 	"example.com/rotor/internal/secretvolume"
-	"example.com/rotor/internal/testenv"
 	"example.com/rotor/internal/tlsx/tlsxtest"
 )
 
@@ -58,7 +55,6 @@ type certRotorOptions struct {
 // t.Cleanup.
 func startCertRotor(t *testing.T, s *stack, opts certRotorOptions) *certRotor {
 	t.Helper()
-	ctx := context.Background()
 
 	dir := t.TempDir()
 	r := &certRotor{
@@ -76,28 +72,8 @@ func startCertRotor(t *testing.T, s *stack, opts certRotorOptions) *certRotor {
 	}
 	r.writeBundle(t, []byte(server.RootCA))
 
-	roleID, secretID, err := provision.AppRoleCredentials(ctx, s.root)
-	if err != nil {
-		t.Fatalf("approle credentials: %v", err)
-	}
-	secretIDFile := filepath.Join(dir, "secret_id")
-	if err := os.WriteFile(secretIDFile, []byte(secretID), 0o600); err != nil {
-		t.Fatal(err)
-	}
-
-	env := map[string]string{
-		"ROTOR_LISTEN_ADDR":            "127.0.0.1:0",
-		"ROTOR_ADMIN_ADDR":             "127.0.0.1:0",
-		"ROTOR_TLS_DIR":                r.serverDir,
-		"ROTOR_CLIENT_CA_FILE":         filepath.Join(r.trustDir, bundleFile),
-		"ROTOR_DATABASE_URL":           "postgres://" + s.pg.HostPort + "/" + testenv.PostgresDB + "?sslmode=disable",
-		"VAULT_ADDR":                   s.vault.Addr,
-		"ROTOR_VAULT_AUTH":             "approle",
-		"ROTOR_APPROLE_ROLE_ID":        roleID,
-		"ROTOR_APPROLE_SECRET_ID_FILE": secretIDFile,
-		"ROTOR_SHUTDOWN_TIMEOUT":       "5s",
-		"ROTOR_LOG_LEVEL":              "debug",
-	}
+	env := s.rotorEnv(t, r.serverDir)
+	env["ROTOR_CLIENT_CA_FILE"] = filepath.Join(r.trustDir, bundleFile)
 	for name, value := range opts.env {
 		env[name] = value
 	}

@@ -100,7 +100,8 @@ func TestNotesCRUDOverMTLS(t *testing.T) {
 		t.Errorf("patch: got %+v, want title first and body changed", got)
 	}
 
-	status, _, body = do(t, client, "GET", notesURL, "", nil)
+	// The largest page: the handler asks the store for one note more.
+	status, _, body = do(t, client, "GET", notesURL+"?limit=100", "", nil)
 	if status != http.StatusOK {
 		t.Fatalf("list: got status %d, want 200: %s", status, body)
 	}
@@ -216,6 +217,8 @@ func TestBadInputsGetProblems(t *testing.T) {
 		{"wrong content type", "POST", notesURL, "text/plain", []byte(`{"title":"a"}`), 415, handlers.ProblemUnsupportedMediaType},
 		{"title too long", "POST", notesURL, "application/json", []byte(`{"title":"` + strings.Repeat("x", 201) + `"}`), 422, handlers.ProblemValidation},
 		{"invalid id", "GET", notesURL + "/not-a-uuid", "", nil, 400, handlers.ProblemInvalidID},
+		{"NUL character", "POST", notesURL, "application/json", []byte(`{"title":"a\u0000b"}`), 422, handlers.ProblemValidation},
+		{"limit above a page", "GET", notesURL + "?limit=101", "", nil, 400, handlers.ProblemInvalidParameter},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -96,19 +96,30 @@ func startStackWith(t *testing.T, opts provision.Options, pgOptions ...testconta
 	s.rootCA = x509.NewCertPool()
 	s.rootCA.AppendCertsFromPEM([]byte(server.RootCA))
 
-	roleID, secretID, err := provision.AppRoleCredentials(ctx, s.root)
+	env := s.rotorEnv(t, filepath.Join(dir, "server"))
+	s.startRotor(t, env)
+	return s
+}
+
+// rotorEnv returns the environment of a rotor that serves the certificate
+// in tlsDir on loopback ports and logs in to the stack's Vault with a new
+// AppRole secret id.
+func (s *stack) rotorEnv(t *testing.T, tlsDir string) map[string]string {
+	t.Helper()
+
+	roleID, secretID, err := provision.AppRoleCredentials(t.Context(), s.root)
 	if err != nil {
 		t.Fatalf("approle credentials: %v", err)
 	}
-	secretIDFile := filepath.Join(dir, "secret_id")
+	secretIDFile := filepath.Join(t.TempDir(), "secret_id")
 	if err := os.WriteFile(secretIDFile, []byte(secretID), 0o600); err != nil {
 		t.Fatal(err)
 	}
 
-	env := map[string]string{
+	return map[string]string{
 		"ROTOR_LISTEN_ADDR":            "127.0.0.1:0",
 		"ROTOR_ADMIN_ADDR":             "127.0.0.1:0",
-		"ROTOR_TLS_DIR":                filepath.Join(dir, "server"),
+		"ROTOR_TLS_DIR":                tlsDir,
 		"ROTOR_DATABASE_URL":           "postgres://" + s.pg.HostPort + "/" + testenv.PostgresDB + "?sslmode=disable",
 		"VAULT_ADDR":                   s.vault.Addr,
 		"ROTOR_VAULT_AUTH":             "approle",
@@ -117,8 +128,6 @@ func startStackWith(t *testing.T, opts provision.Options, pgOptions ...testconta
 		"ROTOR_SHUTDOWN_TIMEOUT":       "5s",
 		"ROTOR_LOG_LEVEL":              "debug",
 	}
-	s.startRotor(t, env)
-	return s
 }
 
 func (s *stack) startRotor(t *testing.T, env map[string]string) {

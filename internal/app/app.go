@@ -88,7 +88,6 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error) 
 		ConnString:  cfg.DatabaseURL,
 		MaxConns:    cfg.DBMaxConns,
 		Credentials: a.credentials,
-		IsCurrent:   a.secrets.Holder().IsCurrent,
 	})
 	if err != nil {
 		return nil, err

@@ -117,11 +117,11 @@ func (s *Notes) get(ctx context.Context, owner string, id uuid.UUID) (notes.Note
 
 // List returns up to limit of the owner's notes with an id greater than
 // after, ordered by id. uuid.Nil starts at the first note. limit must be
-// between 1 and notes.MaxPageSize. The result is empty, not nil, when
+// between 1 and notes.MaxListLimit. The result is empty, not nil, when
 // nothing follows after.
 func (s *Notes) List(ctx context.Context, owner string, after uuid.UUID, limit int) ([]notes.Note, error) {
-	if limit < 1 || limit > notes.MaxPageSize {
-		return nil, fmt.Errorf("list notes: invalid limit %d: must be between 1 and %d", limit, notes.MaxPageSize)
+	if limit < 1 || limit > notes.MaxListLimit {
+		return nil, fmt.Errorf("list notes: invalid limit %d: must be between 1 and %d", limit, notes.MaxListLimit)
 	}
 
 	var list []notes.Note

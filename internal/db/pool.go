@@ -37,13 +37,6 @@ type PoolConfig struct {
 	// It is required.
 	Credentials CredentialFunc
 
-	// IsCurrent reports whether connections logged in as user may stay in
-	// the pool. The pool asks when it hands a connection out and when one
-	// is released, and closes a connection whose user is no longer
-	// current; see Pool.Retire. Nil keeps every connection. It is called
-	// from many goroutines and must be cheap.
-	IsCurrent func(user string) bool
-
 	// MaxConns is the maximum number of open connections. The default is
 	// the greater of 4 and runtime.NumCPU().
 	MaxConns int32
@@ -110,13 +103,14 @@ func NewPool(ctx context.Context, cfg PoolConfig) (*Pool, error) {
 		return nil
 	}
 
-	p := &Pool{conns: newConnCounter()}
-	p.retireOldConnections(poolConfig, cfg.IsCurrent)
+	p := &Pool{config: poolConfig, conns: newConnCounter()}
+	p.countConnections(poolConfig)
 
-	p.Pool, err = pgxpool.NewWithConfig(ctx, poolConfig)
+	first, err := pgxpool.NewWithConfig(ctx, poolConfig.Copy())
 	if err != nil {
 		return nil, fmt.Errorf("new pool: %w", err)
 	}
+	p.current.Store(first)
 	return p, nil
 }
 

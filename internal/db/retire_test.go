@@ -15,9 +15,11 @@ import (
 )
 
 // TestPoolRetire rotates from credential A to B while a request holds a
-// connection logged in as A. The held request must finish on A; every
-// connection opened after the rotation must log in as B; Retire must return
-// only once A's last connection is closed, so that A can then be revoked.
+// connection logged in as A. The held request must finish on A. Before the
+// switch the pool must open as many connections as B as it had as A, so
+// that no later request waits to connect, and every connection a request
+// gets after the switch must log in as B. Retire must return only once A's
+// last connection is closed, so that A can then be revoked.
 func TestPoolRetire(t *testing.T) {
 	t.Parallel()
 
@@ -30,15 +32,10 @@ func TestPoolRetire(t *testing.T) {
 
 	var holder credentialHolder
 	holder.set(userA, passwordA)
-	isCurrent := func(user string) bool {
-		current, _, _ := holder.credentials(context.Background())
-		return user == current
-	}
 	pool, err := db.NewPool(t.Context(), db.PoolConfig{
 		ConnString:  connStringWithoutCredentials(t, pg),
 		Credentials: holder.credentials,
-		IsCurrent:   isCurrent,
-		MaxConns:    4,
+		MaxConns:    8,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -66,10 +63,20 @@ func TestPoolRetire(t *testing.T) {
 	retired := make(chan error, 1)
 	go func() { retired <- pool.Retire(t.Context(), userA) }()
 
+	deadline := time.Now().Add(10 * time.Second)
+	for pool.ConnectionsByUser()[userB] < 4 {
+		if time.Now().After(deadline) {
+			t.Fatalf("got %d connections as %s, want 4 opened ahead of the switch", pool.ConnectionsByUser()[userB], userB)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	for range 10 {
 		if got := currentUser(t, pool); got != userB {
 			t.Fatalf("a connection after the rotation logged in as %s, want %s", got, userB)
 		}
+	}
+	if n := pool.ConnectionsByUser()[userB]; n != 4 {
+		t.Errorf("got %d connections as %s after 10 queries, want the 4 opened ahead", n, userB)
 	}
 
 	select {

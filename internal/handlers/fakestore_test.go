@@ -3,6 +3,7 @@ package handlers
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -87,6 +88,11 @@ func (s *fakeStore) List(ctx context.Context, owner string, after uuid.UUID, lim
 	defer s.mu.Unlock()
 	if err := s.check(ctx); err != nil {
 		return nil, err
+	}
+	// The same contract as the Postgres store, so that a handler asking
+	// for too much fails here too.
+	if limit < 1 || limit > notes.MaxListLimit {
+		return nil, fmt.Errorf("list notes: invalid limit %d: must be between 1 and %d", limit, notes.MaxListLimit)
 	}
 
 	var page []notes.Note

@@ -21,10 +21,13 @@ const (
 	MaxBodyLength  = 10000
 )
 
-// Page sizes for Store.List.
+// Page sizes of the API. Store.List accepts limits up to MaxListLimit, one
+// more than a page, so that a caller can ask for an extra note to learn
+// whether another page follows.
 const (
 	DefaultPageSize = 20
 	MaxPageSize     = 100
+	MaxListLimit    = MaxPageSize + 1
 )
 
 // ErrNotFound is returned when no note with the id exists for the owner.
@@ -66,6 +69,7 @@ type Store interface {
 
 	// List returns up to limit of the owner's notes in creation order,
 	// starting after the note with id after; uuid.Nil starts at the first.
+	// limit is between 1 and MaxListLimit.
 	List(ctx context.Context, owner string, after uuid.UUID, limit int) ([]Note, error)
 
 	// Update applies the patch to the owner's note and returns the result.
@@ -94,12 +98,18 @@ func (e *ValidationError) Error() string {
 	return "invalid note: " + strings.Join(parts, "; ")
 }
 
+// nulReason rejects U+0000, which JSON can carry as \u0000 but a
+// PostgreSQL text value cannot hold.
+const nulReason = "must not contain the NUL character U+0000"
+
 // ValidateTitle and ValidateBody return a reason when the value breaks its
 // limit and "" when it is valid.
 func ValidateTitle(title string) string {
 	switch {
 	case !utf8.ValidString(title):
 		return "must be valid UTF-8"
+	case strings.ContainsRune(title, 0):
+		return nulReason
 	case strings.TrimSpace(title) == "":
 		return "must not be empty"
 	case utf8.RuneCountInString(title) > MaxTitleLength:
@@ -112,6 +122,8 @@ func ValidateBody(body string) string {
 	switch {
 	case !utf8.ValidString(body):
 		return "must be valid UTF-8"
+	case strings.ContainsRune(body, 0):
+		return nulReason
 	case utf8.RuneCountInString(body) > MaxBodyLength:
 		return fmt.Sprintf("must be at most %d characters", MaxBodyLength)
 	}

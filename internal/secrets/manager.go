@@ -43,6 +43,12 @@ type Config struct {
 	MaxBackoff time.Duration
 }
 
+// Bounds of the wait for a replaced credential's connections to close.
+const (
+	minRetireWait = 2 * time.Second
+	maxRetireWait = 30 * time.Second
+)
+
 // RetireFunc returns once no database connection is logged in as user, or
 // with an error when ctx ends first.
 type RetireFunc func(ctx context.Context, user string) error
@@ -297,9 +303,13 @@ func (m *Manager) rotate(ctx context.Context, retire RetireFunc, reason string) 
 }
 
 // retire waits until no connection uses old, then revokes its lease. It
-// gives up waiting shortly before the lease would expire anyway.
+// waits until the lease expires, when Vault ends its sessions anyway, but
+// at least minRetireWait, so that requests in flight can finish on a lease
+// rotated late, and at most maxRetireWait, so that at most two credentials
+// stay alive.
 func (m *Manager) retire(old *Credential, retire RetireFunc) {
-	ctx, cancel := context.WithDeadline(context.Background(), old.ExpiresAt.Add(-time.Second))
+	wait := min(max(time.Until(old.ExpiresAt), minRetireWait), maxRetireWait)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 
 	start := time.Now()
