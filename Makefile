@@ -27,7 +27,8 @@ down:
 	$(COMPOSE) down --volumes --remove-orphans
 	@# The certificate files belong to the uids of the containers that wrote
 	@# them, so a container removes them for a user who is not root.
-	-docker run --rm -u 0 -v "$(CURDIR)/local:/local" --entrypoint /bin/rm rotor:dev -rf /local/certs
+	if [ -d local/certs ] && docker image inspect rotor:dev >/dev/null 2>&1; then \
+		docker run --rm -u 0 -v "$(CURDIR)/local:/local" --entrypoint /bin/rm rotor:dev -rf /local/certs; fi
 	rm -rf local
 
 ## build: static binaries for the rotor image

@@ -114,4 +114,3 @@ func TestLogAttrsOmitSecrets(t *testing.T) {
 		}
 	}
 }
-
