@@ -13,7 +13,7 @@ import (
 
 // TestOperatorRevocation revokes rotor's database lease behind its back,
 // under load. Vault's revocation statements end the user's sessions and
-// drop the role; rotor must notice, read one new credential however many
+// drop the role. rotor must notice, read one new credential however many
 // requests noticed, and lose no acknowledged write.
 func TestOperatorRevocation(t *testing.T) {
 	cases := []struct {

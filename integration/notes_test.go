@@ -100,7 +100,7 @@ func TestNotesCRUDOverMTLS(t *testing.T) {
 		t.Errorf("patch: got %+v, want title first and body changed", got)
 	}
 
-	// The largest page: the handler asks the store for one note more.
+	// The largest page: the handler requests one note more from the store.
 	status, _, body = do(t, client, "GET", notesURL+"?limit=100", "", nil)
 	if status != http.StatusOK {
 		t.Fatalf("list: got status %d, want 200: %s", status, body)

@@ -43,8 +43,8 @@ func NewNotes(db Querier) *Notes {
 }
 
 // WithRetry returns a copy of s that runs failed statements again as r
-// allows. Reads and updates count as idempotent; a create is made
-// idempotent by reusing its id (see Create); a delete is not retried once
+// allows. Reads and updates count as idempotent, and a create is made
+// idempotent by reusing its id (see Create). A delete is not retried once
 // it may have reached the server, because a second run would report a
 // note it deleted as not found.
 func (s *Notes) WithRetry(r *Retry) *Notes {
@@ -59,7 +59,7 @@ const noteColumns = "id, owner, title, body, created_at, updated_at"
 // replica's notes in creation order. Notes that different replicas create in
 // the same millisecond may be listed in either order.
 //
-// A retry reuses the id, so if a first attempt was committed but its answer
+// A retry reuses the id, so if a first attempt was committed but its reply
 // lost, the retry meets the committed row and returns it instead of
 // inserting the note twice.
 func (s *Notes) Create(ctx context.Context, owner, title, body string) (notes.Note, error) {

@@ -38,7 +38,7 @@ import (
 // was 2.0 to 4.8 times that of static credentials. Connecting ahead of the
 // switch removes that wait; docs/benchmarks.md has the figures. A
 // MaxConnLifetime below the lease TTL was not chosen: it replaces
-// connections on a timer that knows nothing of the lease, so they either
+// connections on a timer unrelated to the lease, so they either
 // outlive their credential or are replaced for no reason.
 type Pool struct {
 	config  *pgxpool.Config

@@ -160,7 +160,7 @@ func TestNotesRetryAfterRejectedLogin(t *testing.T) {
 }
 
 // TestNotesRetryGivesUp checks that a statement whose retries run out
-// reports notes.ErrUnavailable, so the API answers 503 and never
+// reports notes.ErrUnavailable, so the API responds with 503 and never
 // acknowledges it.
 func TestNotesRetryGivesUp(t *testing.T) {
 	t.Parallel()
