@@ -1,7 +1,9 @@
-// Command loadgen sends a fixed-rate mix of reads and writes to rotor's
-// notes API over mutual TLS, prints the throughput, latency percentiles and
-// failures, and reads every acknowledged write back. `loadgen -help` lists
-// the flags.
+// Command loadgen sends a mix of reads and writes to rotor's notes API over
+// mutual TLS, prints the throughput, latency percentiles and failures, and
+// reads every acknowledged write back. It sends at a fixed rate, or with
+// -rate 0 in a closed loop, where each of -concurrency workers sends its
+// next request as soon as its previous one ends. `loadgen -help` lists the
+// flags.
 //
 // It exits with status 1 when a request or the read-back failed, and with
 // status 2 on invalid flags. Ctrl-C stops the run early, prints what was
@@ -58,10 +60,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 
 	flags.StringVar(&opts.url, "url", "https://localhost:8443", "base URL of the notes API, without /v1/notes")
 	flags.StringVar(&opts.certDir, "cert-dir", "local/certs/client", "directory with the client certificate in cert-manager's layout: tls.crt, tls.key and ca.crt (the CA of the server certificate)")
-	flags.Float64Var(&opts.config.Rate, "rate", 200, "requests started per second")
+	flags.Float64Var(&opts.config.Rate, "rate", 200, "requests started per second; 0 for a closed loop, in which each of -concurrency workers sends its next request as soon as its previous one ends")
 	flags.DurationVar(&opts.config.Duration, "duration", 30*time.Second, "time during which requests start, such as 30s or 2m; 0 for no limit, which needs -requests")
 	flags.IntVar(&opts.config.Requests, "requests", 0, "maximum number of requests; 0 for no limit")
-	flags.IntVar(&opts.config.Concurrency, "concurrency", loadgen.DefaultConcurrency, "maximum number of requests in flight")
+	flags.IntVar(&opts.config.Concurrency, "concurrency", loadgen.DefaultConcurrency, "maximum number of requests in flight; with -rate 0, the number of workers")
 	flags.DurationVar(&opts.config.RequestTimeout, "timeout", loadgen.DefaultRequestTimeout, "time limit of each request")
 	flags.Float64Var(&opts.config.WriteRatio, "write-ratio", 0.3, "share of requests that write, from 0 to 1")
 	flags.Float64Var(&opts.config.PatchRatio, "patch-ratio", 0.3, "share of writes that PATCH an existing note instead of creating one, from 0 to 1")
@@ -98,15 +100,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer cfg.Client.CloseIdleConnections()
 
-	fmt.Fprintf(stdout, "loadgen: %s at %g requests/s %s, at most %d in flight, %.0f%% writes\n",
-		cfg.BaseURL, cfg.Rate, describeBounds(cfg), cfg.Concurrency, cfg.WriteRatio*100)
+	fmt.Fprintf(stdout, "loadgen: %s %s %s, %.0f%% writes\n",
+		cfg.BaseURL, describeLoad(cfg), describeBounds(cfg), cfg.WriteRatio*100)
 	result, err := loadgen.Run(ctx, cfg)
 	interrupted := err != nil && ctx.Err() != nil
 	if err != nil && !interrupted {
 		return err
 	}
 
-	printSummary(stdout, result)
+	printSummary(stdout, result, cfg.Rate == 0)
 	if interrupted {
 		fmt.Fprintln(stdout, "stopped early by a signal: the read-back of acknowledged writes was skipped")
 	} else if opts.verify {
@@ -121,6 +123,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// describeLoad returns how requests start, such as "at 200 requests/s, at
+// most 32 in flight".
+func describeLoad(cfg loadgen.Config) string {
+	concurrency := cfg.Concurrency
+	if concurrency == 0 {
+		concurrency = loadgen.DefaultConcurrency
+	}
+	if cfg.Rate == 0 {
+		return fmt.Sprintf("in a closed loop of %d workers", concurrency)
+	}
+	return fmt.Sprintf("at %g requests/s, at most %d in flight", cfg.Rate, concurrency)
+}
+
 // describeBounds returns how the run ends, such as "for 30s".
 func describeBounds(cfg loadgen.Config) string {
 	switch {
@@ -133,12 +148,17 @@ func describeBounds(cfg loadgen.Config) string {
 	}
 }
 
-func printSummary(w io.Writer, r loadgen.Result) {
+func printSummary(w io.Writer, r loadgen.Result, closedLoop bool) {
+	latencyStart := "each request's scheduled start"
+	if closedLoop {
+		latencyStart = "each request's start"
+	}
+
 	fmt.Fprintf(w, "requests:   %d in %v (%.1f/s)\n", r.Requests, r.Elapsed.Round(time.Millisecond), r.RequestsPerSecond)
 	fmt.Fprintf(w, "operations: create %d, patch %d, get %d, list %d\n",
 		r.Operations[loadgen.OpCreate], r.Operations[loadgen.OpPatch], r.Operations[loadgen.OpGet], r.Operations[loadgen.OpList])
-	fmt.Fprintf(w, "latency:    p50 %v, p90 %v, p99 %v, max %v (from each request's scheduled start)\n",
-		round(r.Latency.P50), round(r.Latency.P90), round(r.Latency.P99), round(r.Latency.Max))
+	fmt.Fprintf(w, "latency:    p50 %v, p90 %v, p99 %v, max %v (from %s)\n",
+		round(r.Latency.P50), round(r.Latency.P90), round(r.Latency.P99), round(r.Latency.Max), latencyStart)
 
 	fmt.Fprintf(w, "failures:   %d\n", r.Failed())
 	for _, kind := range slices.Sorted(maps.Keys(r.Failures)) {

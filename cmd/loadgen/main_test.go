@@ -83,6 +83,25 @@ func TestRunPrintsSummary(t *testing.T) {
 	}
 }
 
+func TestRunClosedLoopPrintsSummary(t *testing.T) {
+	url, certDir := startCreateOnlyAPI(t)
+	var stdout, stderr strings.Builder
+
+	err := run(context.Background(), []string{
+		"loadgen", "-url", url, "-cert-dir", certDir, "-rate", "0", "-concurrency", "4", "-requests", "20",
+		"-write-ratio", "1", "-patch-ratio", "0", "-verify=false",
+	}, &stdout, &stderr)
+
+	if err != nil {
+		t.Fatalf("run: %v\nstdout:\n%s\nstderr:\n%s", err, &stdout, &stderr)
+	}
+	for _, want := range []string{"in a closed loop of 4 workers", "requests:   20 in", "(from each request's start)", "failures:   0"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("stdout lacks %q:\n%s", want, &stdout)
+		}
+	}
+}
+
 func TestRunReportsFailedRequests(t *testing.T) {
 	url, certDir := startCreateOnlyAPI(t)
 	var stdout, stderr strings.Builder

@@ -1,15 +1,26 @@
-// Package loadgen sends a fixed-rate mix of reads and writes to rotor's notes
-// API over mutual TLS and measures latency and failures.
+// Package loadgen sends a mix of reads and writes to rotor's notes API over
+// mutual TLS, at a fixed rate or as fast as the server responds, and
+// measures throughput, latency and failures.
 //
 // # Schedule
 //
-// Run gives request i the start time start + i/Rate (an open-loop schedule)
-// and starts it on one of at most Concurrency workers. The schedule does not
-// wait for responses. When every worker is busy at a request's start time,
-// the request starts late, and its latency still counts from its scheduled
-// start. A server that stalls therefore raises the percentiles, instead of
-// slowing the schedule and hiding the stall (the error known as coordinated
-// omission).
+// With a positive Rate, Run gives request i the start time start + i/Rate
+// (an open-loop schedule) and starts it on one of at most Concurrency
+// workers. The schedule does not wait for responses. When every worker is
+// busy at a request's start time, the request starts late, and its latency
+// still counts from its scheduled start. A server that stalls therefore
+// raises the percentiles, instead of slowing the schedule and hiding the
+// stall (the error known as coordinated omission). At a rate the server
+// sustains, the achieved requests per second equal Rate, so they do not
+// measure the server's capacity.
+//
+// With Rate zero, Run runs a closed loop instead: each of Concurrency
+// workers starts its next request as soon as its previous one ends, so the
+// achieved requests per second are the throughput that the server, and the
+// machine under it, sustains with Concurrency requests in flight. Latency
+// counts from each request's actual start. A stall slows the load as well,
+// so closed-loop percentiles understate it, and latency at a given load is
+// better measured on an open-loop schedule.
 //
 // # Workload
 //

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -21,8 +22,8 @@ const (
 // maxFailureExamples bounds Result.FailureExamples.
 const maxFailureExamples = 10
 
-// Config describes one run. BaseURL, Client, Rate and at least one of
-// Duration and Requests are required.
+// Config describes one run. BaseURL, Client and at least one of Duration
+// and Requests are required.
 type Config struct {
 	// BaseURL is the scheme, host and port of the API, for example
 	// "https://localhost:8443". Requests go to BaseURL + "/v1/notes".
@@ -33,20 +34,23 @@ type Config struct {
 	// about Concurrency idle connections per host to avoid new handshakes.
 	Client *http.Client
 
-	// Rate is the number of requests started per second.
+	// Rate is the number of requests started per second, on an open-loop
+	// schedule. Zero selects a closed loop instead: each of Concurrency
+	// workers starts its next request as soon as its previous one ends.
 	Rate float64
 
-	// Duration ends the schedule. No request starts at or after this long
-	// since the run began. Requests in flight at that moment still finish,
-	// so Run returns up to RequestTimeout later. Zero means no time limit.
+	// Duration ends the run. No request starts at or after this long since
+	// the run began. Requests in flight at that moment still finish, so Run
+	// returns up to RequestTimeout later. Zero means no time limit.
 	Duration time.Duration
 
 	// Requests is the maximum number of requests started. Zero means no
 	// limit.
 	Requests int
 
-	// Concurrency is the maximum number of requests in flight. Zero means
-	// DefaultConcurrency.
+	// Concurrency is the maximum number of requests in flight, and in a
+	// closed loop also the number of workers that keep one request in
+	// flight each. Zero means DefaultConcurrency.
 	Concurrency int
 
 	// RequestTimeout bounds each request, reading the response included.
@@ -76,8 +80,8 @@ func (c Config) validate() error {
 	if c.Client == nil {
 		errs = append(errs, errors.New("missing Client: set an *http.Client that presents the client certificate"))
 	}
-	if !(c.Rate > 0) {
-		errs = append(errs, fmt.Errorf("invalid Rate %v: want a positive number of requests per second", c.Rate))
+	if !(c.Rate >= 0) || math.IsInf(c.Rate, 1) {
+		errs = append(errs, fmt.Errorf("invalid Rate %v: want a finite positive number of requests per second, or 0 for a closed loop", c.Rate))
 	}
 	if c.Duration < 0 || c.Requests < 0 {
 		errs = append(errs, fmt.Errorf("invalid bounds: Duration is %v and Requests is %d, neither may be negative", c.Duration, c.Requests))
@@ -128,7 +132,7 @@ type Result struct {
 	// particular order.
 	FailureExamples []string
 
-	// Elapsed runs from the start of the schedule to the end of the last
+	// Elapsed runs from the start of the run to the end of the last
 	// request.
 	Elapsed time.Duration
 
@@ -136,8 +140,8 @@ type Result struct {
 	RequestsPerSecond float64
 
 	// Latency summarizes the latency of every request in Requests, failed
-	// ones included, each measured from its scheduled start until its
-	// response has been read and checked.
+	// ones included, each measured from its scheduled start (in a closed
+	// loop, its actual start) until its response has been read and checked.
 	Latency Latency
 
 	// Notes are the notes whose creation the server acknowledged, each with
@@ -158,9 +162,9 @@ func (r Result) Failed() int {
 	return total
 }
 
-// Run sends requests as cfg describes and returns when the schedule has
-// ended and every request in flight has ended. It returns an error without
-// sending anything when cfg is invalid. When ctx ends first, Run cancels the
+// Run sends requests as cfg describes and returns when the run's bounds
+// have passed and every request in flight has ended. It returns an error
+// without sending anything when cfg is invalid. When ctx ends first, Run cancels the
 // requests in flight and returns what it measured so far with ctx.Err().
 // Failed requests are counted in the Result, never returned as an error.
 func Run(ctx context.Context, cfg Config) (Result, error) {
@@ -198,13 +202,23 @@ type runner struct {
 }
 
 // claim returns the index and scheduled start of the next request, or false
-// when the schedule has ended.
+// when the run has ended. On an open-loop schedule the start is the
+// request's slot, which may lie in the future. In a closed loop it is now.
 func (r *runner) claim() (int64, time.Time, bool) {
 	index := r.next.Add(1) - 1
 	if r.cfg.Requests > 0 && index >= int64(r.cfg.Requests) {
 		return 0, time.Time{}, false
 	}
-	offset := time.Duration(float64(index) * float64(time.Second) / r.cfg.Rate)
+	offset := time.Since(r.start)
+	if r.cfg.Rate > 0 {
+		slot := float64(index) * float64(time.Second) / r.cfg.Rate
+		// A slot beyond the range of time.Duration, about 292 years, would
+		// overflow to a negative offset, so the schedule ends before it.
+		if slot >= math.MaxInt64 {
+			return 0, time.Time{}, false
+		}
+		offset = time.Duration(slot)
+	}
 	if r.cfg.Duration > 0 && offset >= r.cfg.Duration {
 		return 0, time.Time{}, false
 	}

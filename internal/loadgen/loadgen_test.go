@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"math"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,6 +29,16 @@ func mixedConfig(api *fakeAPI, requests int) loadgen.Config {
 		ListRatio:   0.2,
 		Seed:        1,
 	}
+}
+
+// closedLoopConfig returns a config for a closed loop of the mixed workload
+// against api, with the given number of workers.
+func closedLoopConfig(api *fakeAPI, workers int, duration time.Duration) loadgen.Config {
+	cfg := mixedConfig(api, 0)
+	cfg.Rate = 0
+	cfg.Concurrency = workers
+	cfg.Duration = duration
+	return cfg
 }
 
 // run calls loadgen.Run and fails the test on an error.
@@ -133,6 +145,21 @@ func TestRunStopsAtDuration(t *testing.T) {
 	}
 }
 
+func TestRunTinyRateStopsAtDuration(t *testing.T) {
+	api := startFakeAPI(t)
+	cfg := mixedConfig(api, 0)
+	cfg.Rate = 1e-12
+	cfg.Duration = 100 * time.Millisecond
+
+	result := run(t, cfg)
+
+	// Request 0 starts at once. Request 1 would start after some 30,000
+	// years, beyond the range of time.Duration.
+	if result.Requests != 1 {
+		t.Errorf("got %d requests, want 1", result.Requests)
+	}
+}
+
 func TestRunStopsAtRequestCount(t *testing.T) {
 	api := startFakeAPI(t)
 	cfg := mixedConfig(api, 25)
@@ -145,6 +172,134 @@ func TestRunStopsAtRequestCount(t *testing.T) {
 	}
 	if got := len(api.Arrivals()); got != 25 {
 		t.Errorf("the API received %d requests, want 25", got)
+	}
+}
+
+func TestRunClosedLoop(t *testing.T) {
+	api := startFakeAPI(t)
+	const duration = 300 * time.Millisecond
+	cfg := closedLoopConfig(api, 4, duration)
+	cfg.RequestTimeout = time.Second
+
+	begin := time.Now()
+	result := run(t, cfg)
+	returned := time.Since(begin)
+
+	if result.Requests == 0 || result.RequestsPerSecond <= 0 {
+		t.Fatalf("got %d requests at %.1f requests/s, want both positive", result.Requests, result.RequestsPerSecond)
+	}
+	if result.Failed() != 0 {
+		t.Errorf("got %d failed requests, want none: %v: %q", result.Failed(), result.Failures, result.FailureExamples)
+	}
+	if got := len(api.Arrivals()); got != result.Requests {
+		t.Errorf("the API received %d requests, want %d, the number that the result counts", got, result.Requests)
+	}
+	// Requests start until the duration has passed, and those in flight
+	// then end within RequestTimeout.
+	if returned < duration || returned > duration+cfg.RequestTimeout {
+		t.Errorf("Run returned after %v, want between %v and %v", returned, duration, duration+cfg.RequestTimeout)
+	}
+	if result.Elapsed < duration {
+		t.Errorf("got elapsed %v, want at least the duration %v", result.Elapsed, duration)
+	}
+
+	for _, op := range []loadgen.Operation{loadgen.OpCreate, loadgen.OpPatch, loadgen.OpGet, loadgen.OpList} {
+		if result.Operations[op] == 0 {
+			t.Errorf("got no %s requests, want some: %v", op, result.Operations)
+		}
+	}
+	if err := loadgen.Verify(context.Background(), api.Client, api.URL, result.Notes); err != nil {
+		t.Errorf("verify: %v", err)
+	}
+	lat := result.Latency
+	if !(0 < lat.P50 && lat.P50 <= lat.P90 && lat.P90 <= lat.P99 && lat.P99 <= lat.Max) {
+		t.Errorf("got latency %+v, want 0 < P50 <= P90 <= P99 <= Max", lat)
+	}
+}
+
+func TestRunClosedLoopWaitsForResponses(t *testing.T) {
+	api := startFakeAPI(t)
+	const (
+		workers  = 4
+		delay    = 20 * time.Millisecond
+		duration = 300 * time.Millisecond
+	)
+	var (
+		mu          sync.Mutex
+		inFlight    int
+		maxInFlight int
+	)
+	api.fault = func(w http.ResponseWriter, r *http.Request, _ int64) bool {
+		mu.Lock()
+		inFlight++
+		maxInFlight = max(maxInFlight, inFlight)
+		mu.Unlock()
+
+		time.Sleep(delay)
+
+		mu.Lock()
+		inFlight--
+		mu.Unlock()
+		return false
+	}
+
+	result := run(t, closedLoopConfig(api, workers, duration))
+
+	// Each worker waits at least delay for every response, so it starts at
+	// most duration/delay requests, rounded up, before the duration ends.
+	limit := workers * int((duration+delay-1)/delay)
+	if result.Requests > limit {
+		t.Errorf("got %d requests, want at most %d", result.Requests, limit)
+	}
+	if result.Requests <= workers {
+		t.Errorf("got %d requests, want more than one per worker, %d", result.Requests, workers)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if maxInFlight != workers {
+		t.Errorf("the API had at most %d requests in flight, want %d, one per worker", maxInFlight, workers)
+	}
+}
+
+func TestRunClosedLoopCountsFailures(t *testing.T) {
+	api := startFakeAPI(t)
+	api.fault = func(w http.ResponseWriter, r *http.Request, arrival int64) bool {
+		if arrival%4 != 0 {
+			return false
+		}
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return true
+	}
+
+	result := run(t, closedLoopConfig(api, 4, 200*time.Millisecond))
+
+	if result.Requests < 4 {
+		t.Fatalf("got %d requests, want at least 4 so that one fails", result.Requests)
+	}
+	if got := len(api.Arrivals()); got != result.Requests {
+		t.Errorf("the API received %d requests, want %d, the number that the result counts", got, result.Requests)
+	}
+	want := map[loadgen.FailureKind]int{loadgen.FailureServerError: result.Requests / 4}
+	if !maps.Equal(result.Failures, want) {
+		t.Errorf("got failures %v, want %v; examples: %q", result.Failures, want, result.FailureExamples)
+	}
+	if got, want := len(result.FailureExamples), min(result.Failed(), 10); got != want {
+		t.Errorf("got %d failure examples, want %d", got, want)
+	}
+}
+
+func TestRunClosedLoopStopsAtRequestCount(t *testing.T) {
+	api := startFakeAPI(t)
+	cfg := closedLoopConfig(api, 4, 0)
+	cfg.Requests = 50
+
+	result := run(t, cfg)
+
+	if result.Requests != 50 {
+		t.Errorf("got %d requests, want 50", result.Requests)
+	}
+	if got := len(api.Arrivals()); got != 50 {
+		t.Errorf("the API received %d requests, want 50", got)
 	}
 }
 
@@ -394,7 +549,9 @@ func TestRunRejectsInvalidConfig(t *testing.T) {
 		{"no base URL", func(c *loadgen.Config) { c.BaseURL = "" }, "invalid BaseURL"},
 		{"base URL without host", func(c *loadgen.Config) { c.BaseURL = "https:///v1" }, "invalid BaseURL"},
 		{"no client", func(c *loadgen.Config) { c.Client = nil }, "missing Client"},
-		{"zero rate", func(c *loadgen.Config) { c.Rate = 0 }, "invalid Rate"},
+		{"negative rate", func(c *loadgen.Config) { c.Rate = -1 }, "invalid Rate"},
+		{"infinite rate", func(c *loadgen.Config) { c.Rate = math.Inf(1) }, "invalid Rate"},
+		{"NaN rate", func(c *loadgen.Config) { c.Rate = math.NaN() }, "invalid Rate"},
 		{"no bound", func(c *loadgen.Config) { c.Requests, c.Duration = 0, 0 }, "missing bound"},
 		{"negative duration", func(c *loadgen.Config) { c.Duration = -time.Second }, "invalid bounds"},
 		{"negative concurrency", func(c *loadgen.Config) { c.Concurrency = -1 }, "invalid Concurrency"},
