@@ -192,10 +192,17 @@ func TestNotes(t *testing.T) {
 	})
 
 	t.Run("list invalid limit", func(t *testing.T) {
-		for _, limit := range []int{-1, 0, notes.MaxPageSize + 1} {
+		for _, limit := range []int{-1, 0, notes.MaxListLimit + 1} {
 			if _, err := store.List(ctx, "spiffe://rotor.test/limit", uuid.Nil, limit); err == nil {
 				t.Errorf("List with limit %d: got no error, want one", limit)
 			}
+		}
+	})
+
+	// The API lists a full page by asking for one note more.
+	t.Run("list one more than a page", func(t *testing.T) {
+		if _, err := store.List(ctx, "spiffe://rotor.test/limit", uuid.Nil, notes.MaxListLimit); err != nil {
+			t.Errorf("List with limit %d: got %v, want no error", notes.MaxListLimit, err)
 		}
 	})
 
