@@ -130,7 +130,8 @@ func TestHandshakeRejectsUntrustedClients(t *testing.T) {
 	})
 
 	// GetClientCertificate sends the certificate even though its issuer is
-	// not among the CAs the server asks for, as a misconfigured client would.
+	// not among the CAs that the server lists, as a misconfigured client
+	// would.
 	cases := []struct {
 		name      string
 		cert      *tls.Certificate

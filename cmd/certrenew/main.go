@@ -1,7 +1,7 @@
 // Command certrenew takes the place of cert-manager and the kubelet in the
-// development stack: at start and then every CERTRENEW_INTERVAL it issues a
-// new server certificate and a new client certificate from Vault's PKI and
-// publishes each in the layout of a mounted Secret, by swapping the ..data
+// development stack. At start and then every CERTRENEW_INTERVAL it issues a
+// new server certificate and a new client certificate from Vault's PKI. It
+// publishes each in the layout of a mounted Secret by swapping the ..data
 // symlink (see package secretvolume). rotor and cmd/client reload them
 // without a restart. docker-compose.yml runs it after setup; it runs until
 // SIGINT or SIGTERM.

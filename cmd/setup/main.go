@@ -4,8 +4,8 @@
 // AppRole credentials. docker-compose.yml runs it once before rotor starts.
 // Every step is idempotent, so running it again is safe.
 //
-// It uses Vault's root token and the Postgres superuser: it stands in for
-// the operator, never for rotor.
+// It uses Vault's root token and the Postgres superuser, because it acts
+// for the operator, never for rotor.
 package main
 
 import (
@@ -183,8 +183,9 @@ func issueCertificates(ctx context.Context, log *slog.Logger, client *vault.Clie
 	if err := clientCert.WriteSecretDir(clientDir); err != nil {
 		return err
 	}
-	// The client key is for whoever tries the stack from the host, whose uid
-	// the container cannot know, so it stays readable. This is a demo key.
+	// The client key is for the person who tries the stack from the host.
+	// The container cannot know that user's uid, so this demo key stays
+	// readable by everyone.
 	if err := os.Chmod(filepath.Join(clientDir, "tls.key"), 0o644); err != nil {
 		return fmt.Errorf("make the demo client key readable: %w", err)
 	}
