@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Waits up to three minutes for rotor's readiness URL ($1) to answer 200,
+# Waits up to three minutes for rotor's readiness URL ($1) to return 200,
 # then prints how to call the API. On failure it prints the stack's logs.
 set -euo pipefail
 

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"example.com/rotor/internal/provision"
+	"example.com/rotor/internal/testenv"
 )
 
 // TestDatabaseUserIsFromVault checks the role model: rotor's sessions log in
@@ -118,5 +119,42 @@ func TestAdminEndpoints(t *testing.T) {
 		if !strings.Contains(string(body), tc.want) {
 			t.Errorf("GET %s: body does not contain %q:\n%.500s", tc.path, tc.want, body)
 		}
+	}
+}
+
+// TestProvisionIdempotent runs the Vault configuration a second time on a
+// configured Vault, as a second `make up` or a rerun Kubernetes Job does.
+// It must succeed and keep the CA, so certificates already issued stay
+// trusted.
+func TestProvisionIdempotent(t *testing.T) {
+	s := startStack(t, provision.Options{})
+	ctx := context.Background()
+
+	rootBefore, err := s.root.Logical().ReadWithContext(ctx, provision.RootPKIMount+"/cert/ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := provision.Options{
+		DatabaseURL:     "postgresql://{{username}}:{{password}}@" + testenv.PostgresAlias + ":5432/" + testenv.PostgresDB + "?sslmode=disable",
+		VaultDBUser:     "vault",
+		VaultDBPassword: vaultDBPassword,
+		ServerDomains:   []string{"localhost"},
+	}
+	if err := provision.Configure(ctx, s.root, opts); err != nil {
+		t.Fatalf("second Configure: %v", err)
+	}
+
+	rootAfter, err := s.root.Logical().ReadWithContext(ctx, provision.RootPKIMount+"/cert/ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rootBefore.Data["certificate"] != rootAfter.Data["certificate"] {
+		t.Error("the root CA changed on the second run, want it kept")
+	}
+
+	// rotor still serves on the stack configured twice.
+	status, _, body := do(t, s.client(t, alice), "POST", s.baseURL()+"/v1/notes", "application/json", []byte(`{"title":"t","body":"b"}`))
+	if status != http.StatusCreated {
+		t.Errorf("create after the second Configure: got status %d, want 201: %s", status, body)
 	}
 }

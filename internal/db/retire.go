@@ -52,8 +52,8 @@ type Pool struct {
 	current atomic.Pointer[pgxpool.Pool]
 	conns   *connCounter
 
-	// retireMu makes Retire calls take turns, so that each old pool is
-	// closed exactly once.
+	// retireMu serialises the load, open and switch steps of Retire, so no
+	// two calls close the same old pool.
 	retireMu sync.Mutex
 
 	// closing tracks the old pools whose Close is still waiting for

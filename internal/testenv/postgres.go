@@ -40,8 +40,8 @@ type Postgres struct {
 	InternalURL string
 }
 
-// StartPostgres starts Postgres on nw and waits until it answers a query
-// over TCP.
+// StartPostgres starts Postgres on nw and waits until it responds to a
+// query over TCP.
 //
 // The official image logs "ready to accept connections" twice: once for a
 // temporary server that runs the init scripts and listens only on a Unix
