@@ -114,6 +114,16 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	return c, errors.Join(errs...)
 }
 
+// VariableNames returns the name of every environment variable that
+// LoadConfig reads, in the order PrintHelp lists them.
+func VariableNames() []string {
+	names := make([]string, len(settings))
+	for i, s := range settings {
+		names[i] = s.name
+	}
+	return names
+}
+
 // PrintHelp writes the settings table: name, default and help.
 func PrintHelp(w io.Writer) {
 	fmt.Fprintln(w, "rotor serves its API over mutual TLS and is configured by environment variables:")

@@ -18,6 +18,10 @@ const (
 	Policy            = "rotor"
 	AppRoleMount      = "approle"
 	AppRoleName       = "rotor"
+	KubernetesMount   = "kubernetes"
+	KubernetesRole    = "rotor"
+	IssuerRole        = "rotor-issuer"
+	IssuerPolicy      = "rotor-issuer"
 	RootPKIMount      = "pki"
 	IntermediateMount = "pki_int"
 	ServerCertRole    = "server"
@@ -46,14 +50,18 @@ type Options struct {
 	// that.
 	MigrationTTL time.Duration
 
-	// TokenTTL and TokenMaxTTL bound the tokens AppRole logins get;
-	// defaults 1h and 24h.
+	// TokenTTL and TokenMaxTTL bound the tokens that rotor's AppRole and
+	// Kubernetes logins get; defaults 1h and 24h.
 	TokenTTL    time.Duration
 	TokenMaxTTL time.Duration
 
 	// ServerDomains are the names the server certificate role may issue
 	// for, with their subdomains; localhost and IP SANs are always allowed.
 	ServerDomains []string
+
+	// Kubernetes configures Kubernetes auth for rotor and for a
+	// cert-manager Vault Issuer; the zero value skips it.
+	Kubernetes KubernetesOptions
 }
 
 func (o *Options) setDefaults() {
@@ -62,6 +70,7 @@ func (o *Options) setDefaults() {
 	setDefault(&o.MigrationTTL, 5*time.Minute)
 	setDefault(&o.TokenTTL, time.Hour)
 	setDefault(&o.TokenMaxTTL, 24*time.Hour)
+	o.Kubernetes.setDefaults()
 	if len(o.ServerDomains) == 0 {
 		o.ServerDomains = []string{"rotor", "rotor.local", "svc.cluster.local"}
 	}
@@ -86,6 +95,7 @@ func Configure(ctx context.Context, client *vault.Client, opts Options) error {
 		{"database secrets engine", configureDatabase},
 		{"policy", configurePolicy},
 		{"approle", configureAppRole},
+		{"kubernetes auth", configureKubernetes},
 		{"pki", configurePKI},
 	}
 	for _, step := range steps {
