@@ -84,6 +84,10 @@ type benchPhase struct {
 	// measured part of the phase.
 	credentialsIssued int
 
+	// rotationInterval is the mean time between the credentials that
+	// rotor read during the measured part, zero with fewer than two.
+	rotationInterval time.Duration
+
 	// cpu is the CPU time that each part of the stack used during the
 	// measured part of the phase.
 	cpu cpuTime
@@ -214,11 +218,16 @@ func runBenchPhase(t *testing.T, s *stack, meter *cpuMeter, name string, ttl tim
 	t.Helper()
 
 	warmUp := runBenchLoad(t, cfg, benchWarmUp)
-	issuedBefore := strings.Count(s.logs.String(), credentialIssuedLine)
+	logsBefore := len(s.logs.String())
 	cpuBefore := meter.read(t)
 	result := runBenchLoad(t, cfg, cfg.Duration)
 	cpu := meter.read(t).sub(cpuBefore)
-	issuedDuring := strings.Count(s.logs.String(), credentialIssuedLine) - issuedBefore
+	issued := credentialIssueTimes(t, s.logs.String()[logsBefore:])
+	issuedDuring := len(issued)
+	var interval time.Duration
+	if n := len(issued); n >= 2 {
+		interval = issued[n-1].Sub(issued[0]) / time.Duration(n-1)
+	}
 
 	t.Logf("%s, credential TTL %v: %d requests in %v, %.1f requests/s, p50 %v, p90 %v, p99 %v, max %v, %d failed, %d credentials read during the phase",
 		name, ttl, result.Requests, result.Elapsed.Round(time.Millisecond), result.RequestsPerSecond,
@@ -227,7 +236,31 @@ func runBenchPhase(t *testing.T, s *stack, meter *cpuMeter, name string, ttl tim
 	checkNoFailedRequests(t, name+" warm-up", warmUp)
 	checkNoFailedRequests(t, name, result)
 
-	return benchPhase{name: name, warmUp: warmUp, result: result, credentialsIssued: issuedDuring, cpu: cpu}
+	return benchPhase{name: name, warmUp: warmUp, result: result, credentialsIssued: issuedDuring, rotationInterval: interval, cpu: cpu}
+}
+
+// credentialIssueTimes returns the times of the lines in logs, rotor's log
+// in slog's text format, that report a database credential read.
+func credentialIssueTimes(t *testing.T, logs string) []time.Time {
+	t.Helper()
+
+	var times []time.Time
+	for line := range strings.Lines(logs) {
+		if !strings.Contains(line, credentialIssuedLine) {
+			continue
+		}
+		fields, ok := strings.CutPrefix(line, "time=")
+		if !ok {
+			t.Fatalf("rotor's log line has no time first: %q", line)
+		}
+		stamp, _, _ := strings.Cut(fields, " ")
+		at, err := time.Parse(time.RFC3339Nano, stamp)
+		if err != nil {
+			t.Fatalf("rotor's log line has an invalid time: %v: %q", err, line)
+		}
+		times = append(times, at)
+	}
+	return times
 }
 
 func runBenchLoad(t *testing.T, cfg loadgen.Config, duration time.Duration) loadgen.Result {
@@ -323,8 +356,7 @@ func writePhaseRows(w io.Writer, static, rotating, staticAgain benchPhase, targe
 		staticAgain.warmUp.Failed(), staticAgain.warmUp.Requests)
 	fmt.Fprintf(w, "credentials read\t%d\t%d\t%d\t\t\t(during the measured part)\n",
 		static.credentialsIssued, rotating.credentialsIssued, staticAgain.credentialsIssued)
-	if n := rotating.credentialsIssued; n > 0 {
-		interval := r.Elapsed / time.Duration(n)
+	if interval := rotating.rotationInterval; interval > 0 {
 		fmt.Fprintf(w, "mean rotation interval\t\t%v\t\t\t\t\n", interval.Round(10*time.Millisecond))
 	}
 	writeCPURows(w, static, rotating, staticAgain)
