@@ -11,7 +11,7 @@ export TESTCONTAINERS_RYUK_DISABLED ?= true
 COMPOSE := $(shell if docker compose version >/dev/null 2>&1; then echo "docker compose"; else echo docker-compose; fi)
 IMAGES := eval "$$(deploy/images.sh)"
 
-.PHONY: up logs down build images test unit integration bench bench-reload vet
+.PHONY: up logs down build images test unit integration bench bench-reload bench-first-query vet
 
 ## up: build everything, start the stack in the background, wait until rotor is ready
 up: build
@@ -61,3 +61,7 @@ bench: images
 ## bench-reload: time from a kubelet ..data swap to the first handshake that presents the new certificate, with fsnotify and with polling
 bench-reload:
 	go test -count=1 -run '^$$' -bench BenchmarkReloadLatency -benchtime 20x ./internal/tlsx/
+
+## bench-first-query: a get on a new Postgres connection, first and after WarmNotes, against a later one
+bench-first-query: images
+	$(IMAGES) && go test -count=1 -run '^$$' -bench BenchmarkFirstQuery -benchtime 200x ./internal/db/

@@ -88,6 +88,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error) 
 		ConnString:  cfg.DatabaseURL,
 		MaxConns:    cfg.DBMaxConns,
 		Credentials: a.credentials,
+		Warm:        db.WarmNotes,
 	})
 	if err != nil {
 		return nil, err

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"example.com/rotor/internal/db"
 	"example.com/rotor/internal/notes"
@@ -254,4 +255,65 @@ func TestNotes(t *testing.T) {
 			t.Errorf("body: got %q, want empty", updated.Body)
 		}
 	})
+}
+
+// TestWarmNotes runs WarmNotes on a new connection. It must change no note,
+// and it must prepare the statements that Notes then runs on that
+// connection, so that they prepare nothing more.
+func TestWarmNotes(t *testing.T) {
+	t.Parallel()
+
+	pool, _, _ := newRuntimeDatabase(t)
+	store := db.NewNotes(pool)
+	ctx := t.Context()
+	const owner = "spiffe://rotor.test/warm"
+	note := createNote(t, store, owner, "title", "body")
+
+	// Closing the idle connections makes the next Acquire open a new one.
+	pool.Reset()
+	conn := acquire(t, pool)
+	defer conn.Release()
+
+	if err := db.WarmNotes(ctx, conn.Conn()); err != nil {
+		t.Fatalf("WarmNotes: %v", err)
+	}
+	if n := preparedStatements(t, conn.Conn()); n != 4 {
+		t.Errorf("got %d prepared statements after WarmNotes, want 4: get, list, update and delete", n)
+	}
+	got, err := store.Get(ctx, owner, note.ID)
+	if err != nil {
+		t.Fatalf("Get after WarmNotes: %v", err)
+	}
+	requireSameNote(t, got, note)
+
+	onConn := db.NewNotes(conn)
+	if _, err := onConn.Get(ctx, owner, note.ID); err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	if _, err := onConn.List(ctx, owner, uuid.Nil, 10); err != nil {
+		t.Fatalf("List: %v", err)
+	}
+	title := "new title"
+	if _, err := onConn.Update(ctx, owner, note.ID, notes.Patch{Title: &title}); err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+	if err := onConn.Delete(ctx, owner, note.ID); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	if n := preparedStatements(t, conn.Conn()); n != 4 {
+		t.Errorf("got %d prepared statements after get, list, update and delete, want the 4 that WarmNotes prepared", n)
+	}
+}
+
+// preparedStatements counts the prepared statements of conn's session. It
+// uses the simple protocol, which prepares nothing.
+func preparedStatements(tb testing.TB, conn *pgx.Conn) int {
+	tb.Helper()
+
+	var n int
+	err := conn.QueryRow(context.Background(), "SELECT count(*) FROM pg_prepared_statements", pgx.QueryExecModeSimpleProtocol).Scan(&n)
+	if err != nil {
+		tb.Fatalf("count prepared statements: %v", err)
+	}
+	return n
 }

@@ -57,6 +57,11 @@ type PoolConfig struct {
 	// and idle connections and opens new ones to keep MinConns. The
 	// default is one minute.
 	HealthCheckPeriod time.Duration
+
+	// Warm, if set, runs on each connection that Retire opens ahead of a
+	// switch to a new credential, before any request can use it, to fill
+	// the new backend's caches. WarmNotes fits.
+	Warm func(ctx context.Context, conn *pgx.Conn) error
 }
 
 // NewPool returns a connection pool whose connections log in with the user
@@ -103,7 +108,7 @@ func NewPool(ctx context.Context, cfg PoolConfig) (*Pool, error) {
 		return nil
 	}
 
-	p := &Pool{config: poolConfig, conns: newConnCounter()}
+	p := &Pool{config: poolConfig, conns: newConnCounter(), warmConn: cfg.Warm}
 	p.countConnections(poolConfig)
 
 	first, err := p.openGeneration(ctx)

@@ -44,7 +44,9 @@ import (
 // virtual machine, make bench measured about 7 ms of Postgres CPU and 2 ms
 // of the client's per connection. Retire therefore opens only as many as
 // requests needed, warmConcurrency at a time, so that the requests served
-// meanwhile keep most of the CPU.
+// meanwhile keep most of the CPU. A new connection also runs each statement
+// slowly the first time, so Retire runs PoolConfig.Warm on the new
+// connections before the switch.
 //
 // A MaxConnLifetime below the lease TTL was not chosen: it replaces
 // connections on a timer unrelated to the lease, so they either outlive
@@ -53,6 +55,9 @@ type Pool struct {
 	config  *pgxpool.Config
 	current atomic.Pointer[generation]
 	conns   *connCounter
+
+	// warmConn is PoolConfig.Warm.
+	warmConn func(ctx context.Context, conn *pgx.Conn) error
 
 	// retireMu serialises the load, open and switch steps of Retire, so no
 	// two calls close the same old pool.
@@ -132,7 +137,7 @@ func (p *Pool) Retire(ctx context.Context, user string) error {
 	// The connections are opened even when ctx is about to end, because
 	// without them the requests after the switch would wait to connect.
 	warmCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), warmTimeout)
-	warmErr := warm(warmCtx, next.Pool, max(int(old.peakAcquired.Load()), int(p.config.MinConns), 1))
+	warmErr := warm(warmCtx, next.Pool, max(int(old.peakAcquired.Load()), int(p.config.MinConns), 1), p.warmConn)
 	cancel()
 	// Requests have not used next yet, so its peak so far is the warm-up's.
 	next.peakAcquired.Store(0)
@@ -151,7 +156,7 @@ func (p *Pool) Retire(ctx context.Context, user string) error {
 		return fmt.Errorf("retire connections of %s: %d still in use: %w", user, p.conns.count(user), ctx.Err())
 	}
 	if warmErr != nil {
-		return fmt.Errorf("retire connections of %s: old connections closed, but new ones could not be opened ahead: %w", user, warmErr)
+		return fmt.Errorf("retire connections of %s: old connections closed, but new ones could not be opened and warmed ahead: %w", user, warmErr)
 	}
 	return nil
 }
@@ -165,9 +170,9 @@ const warmTimeout = 5 * time.Second
 // meanwhile.
 const warmConcurrency = 2
 
-// warm opens n connections in pool, warmConcurrency at a time, and returns
-// them to it idle.
-func warm(ctx context.Context, pool *pgxpool.Pool, n int) error {
+// warm opens n connections in pool, warmConcurrency at a time, runs
+// warmConn on each unless it is nil, and returns them to the pool idle.
+func warm(ctx context.Context, pool *pgxpool.Pool, n int, warmConn func(context.Context, *pgx.Conn) error) error {
 	n = min(n, int(pool.Config().MaxConns))
 	conns := make([]*pgxpool.Conn, n)
 	errs := make([]error, n)
@@ -179,8 +184,12 @@ func warm(ctx context.Context, pool *pgxpool.Pool, n int) error {
 	for i := range n {
 		wg.Go(func() {
 			slots <- struct{}{}
+			defer func() { <-slots }()
+
 			conns[i], errs[i] = pool.Acquire(ctx)
-			<-slots
+			if errs[i] == nil && warmConn != nil {
+				errs[i] = warmConn(ctx, conns[i].Conn())
+			}
 		})
 	}
 	wg.Wait()

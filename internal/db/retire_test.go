@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -238,6 +239,76 @@ func TestPoolRetireOpensTwoAtATime(t *testing.T) {
 	if maxSeen > 2 {
 		t.Errorf("Retire opened up to %d connections at once, want at most 2", maxSeen)
 	}
+}
+
+// TestPoolRetireWarms checks that Retire runs PoolConfig.Warm on each
+// connection that it opens ahead, before requests get them, and that
+// connections opened on demand skip it.
+func TestPoolRetireWarms(t *testing.T) {
+	t.Parallel()
+
+	pg := startPostgres(t)
+	superuser := pg.Connect(t)
+	bootstrap(t, superuser)
+	migrate(t, pg, superuser)
+	userA, passwordA := createLoginRole(t, superuser, "v-app", db.AppRole)
+	userB, passwordB := createLoginRole(t, superuser, "v-app", db.AppRole)
+
+	var holder credentialHolder
+	holder.set(userA, passwordA)
+	pool, err := db.NewPool(t.Context(), db.PoolConfig{
+		ConnString:  connStringWithoutCredentials(t, pg),
+		Credentials: holder.credentials,
+		MaxConns:    8,
+		Warm: func(ctx context.Context, conn *pgx.Conn) error {
+			_, err := conn.Exec(ctx, "SET application_name = 'warmed'")
+			return err
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+
+	held := []*pgxpool.Conn{acquire(t, pool), acquire(t, pool), acquire(t, pool)}
+	for _, c := range held {
+		if name := applicationName(t, c); name == "warmed" {
+			t.Errorf("a connection opened on demand has application_name %q, want it not warmed", name)
+		}
+	}
+	for _, c := range held {
+		c.Release()
+	}
+
+	holder.set(userB, passwordB)
+	if err := pool.Retire(t.Context(), userA); err != nil {
+		t.Fatalf("Retire %s: %v", userA, err)
+	}
+
+	held = []*pgxpool.Conn{acquire(t, pool), acquire(t, pool), acquire(t, pool)}
+	defer func() {
+		for _, c := range held {
+			c.Release()
+		}
+	}()
+	for i, c := range held {
+		if name := applicationName(t, c); name != "warmed" {
+			t.Errorf("connection %d after Retire has application_name %q, want %q set by Warm", i, name, "warmed")
+		}
+	}
+	if n := pool.ConnectionsByUser()[userB]; n != 3 {
+		t.Errorf("got %d connections as %s, want the 3 opened ahead", n, userB)
+	}
+}
+
+func applicationName(tb testing.TB, conn *pgxpool.Conn) string {
+	tb.Helper()
+
+	var name string
+	if err := conn.QueryRow(context.Background(), "SELECT current_setting('application_name')").Scan(&name); err != nil {
+		tb.Fatalf("read application_name: %v", err)
+	}
+	return name
 }
 
 // TestNotesRetryAfterRejectedLogin drops the role the pool logs in as, as an
