@@ -13,6 +13,7 @@ import (
 
 	"example.com/rotor/internal/db"
 	"example.com/rotor/internal/notes"
+	"example.com/rotor/internal/testenv"
 )
 
 // TestPoolRetire rotates from credential A to B while a request holds a
@@ -24,24 +25,13 @@ import (
 func TestPoolRetire(t *testing.T) {
 	t.Parallel()
 
-	pg := startPostgres(t)
-	superuser := pg.Connect(t)
-	bootstrap(t, superuser)
-	migrate(t, pg, superuser)
-	userA, passwordA := createLoginRole(t, superuser, "v-app", db.AppRole)
-	userB, passwordB := createLoginRole(t, superuser, "v-app", db.AppRole)
+	pg, superuser, roles := startWithLoginRoles(t, 2)
+	userA, passwordA := roles[0].user, roles[0].password
+	userB, passwordB := roles[1].user, roles[1].password
 
 	var holder credentialHolder
 	holder.set(userA, passwordA)
-	pool, err := db.NewPool(t.Context(), db.PoolConfig{
-		ConnString:  connStringWithoutCredentials(t, pg),
-		Credentials: holder.credentials,
-		MaxConns:    8,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	pool := newRetirePool(t, pg, db.PoolConfig{Credentials: holder.credentials})
 
 	// Open idle connections as A, and hold one more.
 	var idle []*pgxpool.Conn
@@ -117,25 +107,14 @@ func TestPoolRetire(t *testing.T) {
 func TestPoolRetireShrinks(t *testing.T) {
 	t.Parallel()
 
-	pg := startPostgres(t)
-	superuser := pg.Connect(t)
-	bootstrap(t, superuser)
-	migrate(t, pg, superuser)
-	userA, passwordA := createLoginRole(t, superuser, "v-app", db.AppRole)
-	userB, passwordB := createLoginRole(t, superuser, "v-app", db.AppRole)
-	userC, passwordC := createLoginRole(t, superuser, "v-app", db.AppRole)
+	pg, _, roles := startWithLoginRoles(t, 3)
+	userA, passwordA := roles[0].user, roles[0].password
+	userB, passwordB := roles[1].user, roles[1].password
+	userC, passwordC := roles[2].user, roles[2].password
 
 	var holder credentialHolder
 	holder.set(userA, passwordA)
-	pool, err := db.NewPool(t.Context(), db.PoolConfig{
-		ConnString:  connStringWithoutCredentials(t, pg),
-		Credentials: holder.credentials,
-		MaxConns:    8,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	pool := newRetirePool(t, pg, db.PoolConfig{Credentials: holder.credentials})
 
 	var held []*pgxpool.Conn
 	for range 4 {
@@ -178,12 +157,9 @@ func TestPoolRetireShrinks(t *testing.T) {
 func TestPoolRetireOpensTwoAtATime(t *testing.T) {
 	t.Parallel()
 
-	pg := startPostgres(t)
-	superuser := pg.Connect(t)
-	bootstrap(t, superuser)
-	migrate(t, pg, superuser)
-	userA, passwordA := createLoginRole(t, superuser, "v-app", db.AppRole)
-	userB, passwordB := createLoginRole(t, superuser, "v-app", db.AppRole)
+	pg, _, roles := startWithLoginRoles(t, 2)
+	userA, passwordA := roles[0].user, roles[0].password
+	userB, passwordB := roles[1].user, roles[1].password
 
 	var holder credentialHolder
 	holder.set(userA, passwordA)
@@ -205,15 +181,7 @@ func TestPoolRetireOpensTwoAtATime(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 		return holder.credentials(ctx)
 	}
-	pool, err := db.NewPool(t.Context(), db.PoolConfig{
-		ConnString:  connStringWithoutCredentials(t, pg),
-		Credentials: slowCredentials,
-		MaxConns:    8,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	pool := newRetirePool(t, pg, db.PoolConfig{Credentials: slowCredentials})
 
 	var held []*pgxpool.Conn
 	for range 8 {
@@ -247,28 +215,19 @@ func TestPoolRetireOpensTwoAtATime(t *testing.T) {
 func TestPoolRetireWarms(t *testing.T) {
 	t.Parallel()
 
-	pg := startPostgres(t)
-	superuser := pg.Connect(t)
-	bootstrap(t, superuser)
-	migrate(t, pg, superuser)
-	userA, passwordA := createLoginRole(t, superuser, "v-app", db.AppRole)
-	userB, passwordB := createLoginRole(t, superuser, "v-app", db.AppRole)
+	pg, _, roles := startWithLoginRoles(t, 2)
+	userA, passwordA := roles[0].user, roles[0].password
+	userB, passwordB := roles[1].user, roles[1].password
 
 	var holder credentialHolder
 	holder.set(userA, passwordA)
-	pool, err := db.NewPool(t.Context(), db.PoolConfig{
-		ConnString:  connStringWithoutCredentials(t, pg),
+	pool := newRetirePool(t, pg, db.PoolConfig{
 		Credentials: holder.credentials,
-		MaxConns:    8,
 		Warm: func(ctx context.Context, conn *pgx.Conn) error {
 			_, err := conn.Exec(ctx, "SET application_name = 'warmed'")
 			return err
 		},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
 
 	held := []*pgxpool.Conn{acquire(t, pool), acquire(t, pool), acquire(t, pool)}
 	for _, c := range held {
@@ -317,12 +276,9 @@ func applicationName(tb testing.TB, conn *pgxpool.Conn) string {
 func TestNotesRetryAfterRejectedLogin(t *testing.T) {
 	t.Parallel()
 
-	pg := startPostgres(t)
-	superuser := pg.Connect(t)
-	bootstrap(t, superuser)
-	migrate(t, pg, superuser)
-	userA, passwordA := createLoginRole(t, superuser, "v-app", db.AppRole)
-	userB, passwordB := createLoginRole(t, superuser, "v-app", db.AppRole)
+	pg, superuser, roles := startWithLoginRoles(t, 2)
+	userA, passwordA := roles[0].user, roles[0].password
+	userB, passwordB := roles[1].user, roles[1].password
 
 	var holder credentialHolder
 	holder.set(userA, passwordA)
@@ -397,4 +353,43 @@ func acquire(tb testing.TB, pool *db.Pool) *pgxpool.Conn {
 		tb.Fatalf("acquire a connection: %v", err)
 	}
 	return conn
+}
+
+// loginRole is a Postgres login role in rotor's runtime group, as Vault
+// creates them.
+type loginRole struct {
+	user, password string
+}
+
+// startWithLoginRoles starts Postgres with rotor's roles and schema, and
+// creates n login roles in the runtime group.
+func startWithLoginRoles(t *testing.T, n int) (*testenv.Postgres, *pgx.Conn, []loginRole) {
+	t.Helper()
+
+	pg := startPostgres(t)
+	superuser := pg.Connect(t)
+	bootstrap(t, superuser)
+	migrate(t, pg, superuser)
+	roles := make([]loginRole, n)
+	for i := range roles {
+		roles[i].user, roles[i].password = createLoginRole(t, superuser, "v-app", db.AppRole)
+	}
+	return pg, superuser, roles
+}
+
+// newRetirePool opens a pool to pg with cfg, at most 8 connections unless
+// cfg sets MaxConns, and closes it when the test ends.
+func newRetirePool(t *testing.T, pg *testenv.Postgres, cfg db.PoolConfig) *db.Pool {
+	t.Helper()
+
+	cfg.ConnString = connStringWithoutCredentials(t, pg)
+	if cfg.MaxConns == 0 {
+		cfg.MaxConns = 8
+	}
+	pool, err := db.NewPool(t.Context(), cfg)
+	if err != nil {
+		t.Fatalf("NewPool: %v", err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
 }
