@@ -1,6 +1,7 @@
 package provision
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -61,16 +62,10 @@ type KubernetesOptions struct {
 }
 
 func (k *KubernetesOptions) setDefaults() {
-	setDefaultString(&k.ServiceAccount, DefaultServiceAccount)
-	setDefaultString(&k.TokenAudience, DefaultTokenAudience)
-	setDefaultString(&k.IssuerServiceAccount, DefaultIssuerServiceAccount)
-	setDefaultString(&k.IssuerName, DefaultIssuerName)
-}
-
-func setDefaultString(s *string, value string) {
-	if *s == "" {
-		*s = value
-	}
+	k.ServiceAccount = cmp.Or(k.ServiceAccount, DefaultServiceAccount)
+	k.TokenAudience = cmp.Or(k.TokenAudience, DefaultTokenAudience)
+	k.IssuerServiceAccount = cmp.Or(k.IssuerServiceAccount, DefaultIssuerServiceAccount)
+	k.IssuerName = cmp.Or(k.IssuerName, DefaultIssuerName)
 }
 
 // IssuerAudience returns the audience that cert-manager gives the token of
