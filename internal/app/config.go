@@ -140,7 +140,7 @@ func PrintHelp(w io.Writer) {
 func (c *Config) validate() error {
 	var errs []error
 	if c.VaultAuth == "token" && c.VaultToken == "" {
-		errs = append(errs, errors.New("VAULT_TOKEN is empty: set it, or set ROTOR_VAULT_AUTH=approle"))
+		errs = append(errs, errors.New("VAULT_TOKEN is empty: set it, or set ROTOR_VAULT_AUTH to approle or kubernetes"))
 	}
 	if c.VaultAuth == "approle" {
 		if c.AppRoleID == "" && c.AppRoleIDFile == "" {
