@@ -145,6 +145,10 @@ func TestVaultPaused(t *testing.T) {
 		t.Fatal(err)
 	}
 	ready.Body.Close()
+	// Counted while Vault is frozen, because a renewal request that hangs
+	// in the pause can complete the moment Vault resumes, before a count
+	// taken after unpause.
+	renewedBefore := countLog(s, "database lease renewed")
 	time.Sleep(15 * time.Second)
 	unpause(t, s.vault)
 	t.Logf("vault resumed at %s", time.Now().Format("15:04:05.000"))
@@ -154,7 +158,6 @@ func TestVaultPaused(t *testing.T) {
 	}
 
 	// Until the renewal after the pause went through.
-	renewedBefore := countLog(s, "database lease renewed")
 	deadline := time.Now().Add(60 * time.Second)
 	for countLog(s, "database lease renewed") == renewedBefore && time.Now().Before(deadline) {
 		time.Sleep(500 * time.Millisecond)
